@@ -1,0 +1,410 @@
+"""``technic``: the operators' command line.
+
+``technic demo-data``   write the synthetic demo universe into a bar store
+``technic import``      import long-format CSV or Parquet bars into a bar store
+``technic scan``        scan a store: live progress, the top rows, a snapshot on disk
+
+Human output goes to stderr (progress, logs, the dashboard link) and stdout (the table);
+``scan --json`` prints only the snapshot JSON on stdout. Bad input is one line on stderr and
+exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.config import get_settings
+from pipeline.errors import StoreError, TechnicError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain one-line usage errors, not Rich panels
+    help="Technic: full-universe stock scans on Dask.",
+)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option("--store", help="Bar store directory [default: $TECHNIC_DATA_DIR/store]."),
+]
+
+
+def _store(path: Path | None) -> Path:
+    return (path or get_settings().store_path).expanduser()
+
+
+DEMO_TICKERS, DEMO_DAYS, DEMO_SEED, DEMO_END = 6000, 504, 7, "2026-11-20"
+
+
+@app.command("demo-data")
+def demo_data(
+    store: StoreOption = None,
+    tickers: Annotated[int, typer.Option(min=1, help="Stock tickers (plus SPY).")] = DEMO_TICKERS,
+    days: Annotated[int, typer.Option(min=100, help="Business days of history.")] = DEMO_DAYS,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = DEMO_SEED,
+    end: Annotated[str, typer.Option(help="Last business day (YYYY-MM-DD).")] = DEMO_END,
+    force: Annotated[bool, typer.Option(help="Replace an existing store.")] = False,
+) -> None:
+    """Write the deterministic synthetic demo universe into a bar store."""
+    from pipeline.store import MANIFEST
+
+    path = _store(store)
+    if (path / MANIFEST).exists() and not force:
+        raise StoreError(f"a bar store already exists at {path}; pass --force to replace it")
+    _write_demo(path, tickers, days, seed, end)
+
+
+def _write_demo(path: Path, tickers: int, days: int, seed: int, end: str) -> None:
+    from pipeline.sources.synthetic import generate_universe
+    from pipeline.store import BarStore
+
+    with err.status(f"Generating {tickers:,} tickers × {days} days (seed {seed})…"):
+        demo = generate_universe(tickers, days, seed=seed, end=end)
+    with err.status(f"Writing {len(demo.bars):,} rows to {path}…"):
+        summary = BarStore(path).write(
+            demo.bars,
+            demo.universe,
+            merge=False,
+            sources=(f"synthetic demo (seed {seed})",),
+            extra={"mess": demo.mess},
+        )
+    mess = ", ".join(f"{k} {v}" for k, v in demo.mess.items() if v)
+    err.print(
+        f"Wrote {summary.rows:,} rows, {summary.tickers:,} tickers in {summary.files} files "
+        f"to {path}\nPlanted mess: {mess}"
+    )
+
+
+@app.command("import")
+def import_files(
+    files: Annotated[list[Path], typer.Argument(help="Long-format CSV or Parquet files.")],
+    store: StoreOption = None,
+    universe: Annotated[
+        Path | None,
+        typer.Option(help="Reference table (ticker, sector, industry, market_cap, name)."),
+    ] = None,
+) -> None:
+    """Import bars (ticker, date, open, high, low, close, volume) into a bar store."""
+    from pipeline.sources.files import read_bars, read_table
+    from pipeline.store import BarStore
+
+    path = _store(store)
+    frames = []
+    for file in files:
+        with err.status(f"Reading {file}…"):
+            frames.append(read_bars(file))
+    bars = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    ref = read_table(universe) if universe is not None else None
+    with err.status(f"Writing {len(bars):,} rows to {path}…"):
+        summary = BarStore(path).write(bars, ref, sources=tuple(str(f) for f in files))
+    err.print(
+        f"Imported {len(bars):,} rows; the store now holds {summary.rows:,} rows, "
+        f"{summary.tickers:,} tickers in {summary.files} files at {path} "
+        f"(duplicate dates dropped: {summary.duplicate_dates:,}, rows replaced: "
+        f"{summary.rows_replaced:,})"
+    )
+
+
+@app.command()
+def scan(
+    store: StoreOption = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Scan the built-in demo universe ($TECHNIC_DATA_DIR/demo), creating it on "
+            "first use (6,000 tickers × 504 days plus SPY).",
+        ),
+    ] = False,
+    sector: Annotated[
+        list[str] | None, typer.Option("--sector", help="Keep this sector (repeatable).")
+    ] = None,
+    ticker: Annotated[
+        list[str] | None, typer.Option("--ticker", help="Scan only this ticker (repeatable).")
+    ] = None,
+    min_price: Annotated[float | None, typer.Option(min=0, help="Minimum last close.")] = None,
+    min_dollar_volume: Annotated[
+        float | None, typer.Option(min=0, help="Minimum 20-day average dollar volume.")
+    ] = None,
+    top: Annotated[int, typer.Option(min=0, help="Rows to show in the table.")] = 20,
+    as_of: Annotated[
+        str | None, typer.Option(help="Scan as of this date, using only bars up to it.")
+    ] = None,
+    trade_style: Annotated[
+        str | None, typer.Option(help="Day trading | Short-term swing | Position / longer-term.")
+    ] = None,
+    account_size: Annotated[
+        float | None, typer.Option(min=0, help="Account size for position sizes.")
+    ] = None,
+    risk_pct: Annotated[float | None, typer.Option(min=0, help="Percent risked per trade.")] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print only the snapshot JSON on stdout.")
+    ] = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Snapshot directory [default: $TECHNIC_DATA_DIR/snapshots]."),
+    ] = None,
+    publish: Annotated[
+        bool, typer.Option("--publish", help="Publish the snapshot to Redis (queued if down).")
+    ] = False,
+) -> None:
+    """Scan the store, print the top rows and write the snapshot (JSON + Parquet)."""
+    from pipeline.cluster import client_session, describe
+    from pipeline.scan import STAGES, execute, prepare
+
+    settings = get_settings()
+    if demo and store is not None:
+        raise typer.BadParameter("use either --demo or --store, not both", param_hint="--demo")
+    path = settings.data_dir.expanduser() / "demo" if demo else _store(store)
+    if demo and not (path / "manifest.json").exists():
+        _write_demo(path, DEMO_TICKERS, DEMO_DAYS, DEMO_SEED, DEMO_END)
+    request = prepare(  # every bad option fails here, before a cluster starts
+        path,
+        tickers=ticker,
+        sectors=sector,
+        min_price=min_price,
+        min_dollar_volume=min_dollar_volume,
+        as_of=as_of,
+        account_size=account_size,
+        risk_pct=risk_pct,
+        trade_style=trade_style,
+        settings=settings,
+    )
+    with client_session(settings) as client:
+        err.print(f"[bold]Cluster:[/] {describe(client)}", soft_wrap=True)
+        with _progress() as bar:
+            tasks = {s: bar.add_task(s.replace("_", " "), total=None) for s in STAGES}
+
+            def report(stage: str, done: int, total: int) -> None:
+                bar.update(tasks[stage], completed=done, total=total)
+
+            result = execute(request, client=client, settings=settings, progress=report)
+    json_path, parquet_path = result.write(out_dir or settings.snapshot_dir)
+    if json_output:
+        sys.stdout.buffer.write(result.to_json() + b"\n")
+        sys.stdout.flush()
+    else:
+        out.print(_table(result.table, top))
+    err.print(result.snapshot["log"], soft_wrap=True)
+    err.print(f"Snapshot: {json_path} and {parquet_path.name}", soft_wrap=True)
+    if publish:
+        from pipeline import snapshots
+
+        done = snapshots.publish(result, settings=settings)
+        if done.published:
+            extra = f" (and {len(done.pushed)} queued)" if done.pushed else ""
+            err.print(f"Published {done.snapshot_id} to Redis{extra}", soft_wrap=True)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
+    )
+
+
+TABLE_COLUMNS = (  # title, column (None: the ticker), format, shown on narrow terminals
+    ("#", "rank", "{:d}", True),
+    ("Ticker", None, "{}", True),
+    ("Signal", "Signal", "{}", True),
+    ("Tech", "TechRating", "{:.1f}", True),
+    ("Tier", "Tier", "{}", True),
+    ("Merit", "merit_score", "{:.0f}", False),
+    ("Close", "close", "{:,.2f}", True),
+    ("1d %", "ret_1d", "{:+.2%}", True),
+    ("RSI", "rsi14", "{:.0f}", False),
+    ("ATR %", "atr14_pct", "{:.1%}", False),
+    ("Stop", "stop", "{:,.2f}", False),
+    ("Target", "target", "{:,.2f}", False),
+    ("Sector", "Sector", "{}", True),
+)
+
+
+def _table(table: pd.DataFrame, top: int) -> Table:
+    """The top rows; on a narrow terminal fewer columns, and only Sector is truncated."""
+    view = Table(title=f"Top {min(top, len(table))} of {len(table):,}", header_style="bold")
+    columns = [c for c in TABLE_COLUMNS if c[3] or out.width >= 120]
+    rows = [
+        [
+            "–" if (v := ticker if col is None else row[col]) is None or v != v else fmt.format(v)
+            for _, col, fmt, _ in columns
+        ]
+        for ticker, row in table.head(top).iterrows()
+    ]
+    for i, (title, _, _, _) in enumerate(columns):
+        width = max([len(title), *(len(r[i]) for r in rows)])
+        left = title in {"Ticker", "Signal", "Sector"}
+        view.add_column(
+            title,
+            justify="left" if left else "right",
+            no_wrap=True,
+            min_width=None if title == "Sector" else width,
+        )
+    for cells in rows:
+        view.add_row(*cells)
+    return view
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the app's HTTP API (service.main:app) under uvicorn."""
+    import uvicorn
+
+    uvicorn.run("service.main:app", host=host, port=port, workers=workers, log_level="info")
+
+
+snapshots_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Inspect and push published snapshots."
+)
+app.add_typer(snapshots_app, name="snapshots")
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def _print_json(value: object) -> None:
+    import orjson
+
+    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+@snapshots_app.command("list")
+def snapshots_list(
+    days: Annotated[int, typer.Option(min=1, help="How many days back.")] = 30,
+    ticker: Annotated[
+        str | None, typer.Option(help="Only the scans this ticker appeared in.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Published snapshots, newest first (or one ticker's membership history)."""
+    from pipeline import snapshots
+
+    rows = snapshots.history(ticker, days=days, settings=get_settings())
+    if json_output:
+        _print_json(rows)
+        return
+    view = Table(header_style="bold", title=f"{ticker or 'Snapshots'}: last {days} days")
+    if ticker:
+        for title in ("As of", "Snapshot", "Rank", "Tier", "Signal", "Band", "Signals"):
+            view.add_column(title)
+        for r in rows:
+            view.add_row(
+                r["as_of"], r["snapshot_id"], str(r["rank"]), r["tier"], r["signal"],
+                r["merit_band"], ", ".join(r["signals"]),
+            )  # fmt: skip
+    else:
+        for title in ("Snapshot", "As of", "Scanned", "Universe", "Seconds"):
+            view.add_column(title)
+        for r in rows:
+            view.add_row(
+                r["snapshot_id"], r["as_of"], f"{r['symbols_scanned']:,}",
+                f"{r['universe_size']:,}", f"{r['timings'].get('total', 0):.2f}",
+            )  # fmt: skip
+    out.print(view)
+
+
+@snapshots_app.command("show")
+def snapshots_show(
+    ref: Annotated[str, typer.Argument(help="Snapshot id, as-of date or 'latest'.")] = "latest",
+    top: Annotated[int, typer.Option(min=0, help="Rows to show.")] = 20,
+    json_output: JsonOption = False,
+) -> None:
+    """One snapshot: its status line and top rows (or the whole document with --json)."""
+    from pipeline import snapshots
+
+    document = snapshots.get(ref, settings=get_settings())
+    if document is None:
+        raise snapshots.SnapshotNotFound(f"no snapshot {ref!r} (see 'technic snapshots list')")
+    if json_output:
+        _print_json(document)
+        return
+    view = Table(
+        header_style="bold", title=f"{document['snapshot_id']} · as of {document['as_of']}"
+    )
+    for title in ("#", "Ticker", "Signal", "Tech", "Tier", "Merit", "Sector"):
+        view.add_column(title)
+    for row in document["results"][:top]:
+        view.add_row(
+            str(row["rank"]), row["ticker"], row["signal"], f"{row['TechRating']:.1f}",
+            row["Tier"], f"{row['merit_score']:.0f}", row["Sector"] or "",
+        )  # fmt: skip
+    out.print(view)
+    err.print(document["log"], soft_wrap=True)
+
+
+@snapshots_app.command("diff")
+def snapshots_diff(
+    a: Annotated[str, typer.Argument(help="From: snapshot id, as-of date or 'latest'.")],
+    b: Annotated[str, typer.Argument(help="To: snapshot id, as-of date or 'latest'.")] = "latest",
+    json_output: JsonOption = False,
+) -> None:
+    """What entered, left or moved between two snapshots, and per tier."""
+    from pipeline import snapshots
+
+    change = snapshots.diff(a, b, settings=get_settings())
+    if json_output:
+        _print_json(change)
+        return
+    out.print(f"{change['from']} → {change['to']}")
+    out.print(
+        f"entered {len(change['entered'])}, left {len(change['left'])}, "
+        f"moved {len(change['moved'])}"
+    )
+    for tier, moves in change["tiers"].items():
+        entered = ", ".join(moves["entered"][:15]) + (" …" if len(moves["entered"]) > 15 else "")
+        left = ", ".join(moves["left"][:15]) + (" …" if len(moves["left"]) > 15 else "")
+        out.print(f"{tier}: +{len(moves['entered'])} ({entered}) −{len(moves['left'])} ({left})")
+
+
+@snapshots_app.command("push")
+def snapshots_push() -> None:
+    """Publish the snapshots that were queued while Redis was away, oldest first."""
+    from pipeline import snapshots
+
+    settings = get_settings()
+    waiting = snapshots.pending_paths(settings)
+    if not waiting:
+        err.print("Nothing queued.")
+        return
+    done = snapshots.push(settings=settings)
+    err.print(f"Published {len(done)} queued snapshot(s): {', '.join(done)}", soft_wrap=True)
+
+
+class _ConsoleHandler(logging.Handler):
+    """Log lines on stderr through Rich, so they do not tear the live progress display."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(record.getMessage(), markup=False, soft_wrap=True)
+
+
+def main() -> None:
+    """Entry point of the ``technic`` console script."""
+    logger = logging.getLogger("pipeline")
+    handler = _ConsoleHandler()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        app()  # standalone: click prints usage errors itself, in one line, with exit status 2
+    except (TechnicError, OSError) as exc:
+        err.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        raise SystemExit(2) from None

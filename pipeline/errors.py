@@ -1,0 +1,61 @@
+"""One error family for the engine.
+
+Every error a user can cause derives from :class:`TechnicError`. Messages are one line,
+name the bad value and say what to do; the CLI prints them without a traceback and the
+HTTP layer maps them to 4xx JSON.
+
+    TechnicError
+     ├── ConfigError          a setting or option has a bad value
+     ├── StoreError           the bar store is missing, empty or unreadable
+     ├── DataError            an input file is malformed (missing columns, unparsable values)
+     ├── UnknownTickerError   a requested ticker is not in the store
+     └── UnknownSectorError   a sector filter names no sector of the universe
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class TechnicError(Exception):
+    """Base class of every error a user of Technic can cause."""
+
+
+class ConfigError(TechnicError, ValueError):
+    """A setting or option has a bad value."""
+
+
+class StoreError(TechnicError):
+    """The bar store is missing, empty or unreadable."""
+
+
+class DataError(TechnicError, ValueError):
+    """An input file is malformed."""
+
+
+def _preview(names: Iterable[str], limit: int = 12) -> str:
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+class UnknownTickerError(TechnicError, KeyError):
+    """A requested ticker is not in the store."""
+
+    def __init__(self, missing: Iterable[str]):
+        self.missing = sorted(missing)
+        super().__init__(f"unknown ticker(s) not in the store: {_preview(self.missing)}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class UnknownSectorError(TechnicError, ValueError):
+    """A sector filter names no sector of the universe."""
+
+    def __init__(self, unknown: Iterable[str], valid: Iterable[str]):
+        self.unknown = sorted(unknown)
+        self.valid = sorted(valid)
+        super().__init__(
+            f"unknown sector(s): {', '.join(self.unknown)}; valid sectors: {', '.join(self.valid)}"
+        )

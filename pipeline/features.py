@@ -1,0 +1,274 @@
+"""One partition of bars → one row per ticker: hygiene counts, features and signals at the
+latest bar.
+
+This is the function the scan maps over partitions. Indicators run over the whole partition at
+once through the registry's segmented kernels; only values at (or just before) each ticker's
+last bar are kept. All features are unit-free except ``close``, ``atr14``, the volume levels and
+``sparkline`` (kept for the trade plan, liquidity filters and the app).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pipeline import hygiene, signals
+from pipeline.indicators import REGISTRY
+from pipeline.kernels.rolling import window_at_end
+from pipeline.schema import DATE, DATE_DTYPE, TICKER, TICKER_DTYPE
+
+RETURN_HORIZONS = (1, 5, 21, 63, 126, 252)
+SMA_PERIODS = (20, 50, 200)
+YEAR = 252
+SPARKLINE = 30
+# A fixed-size list column: serialises as one Arrow buffer, not thousands of Python objects.
+SPARKLINE_DTYPE = pd.ArrowDtype(pa.list_(pa.float64(), SPARKLINE))
+VOLUME_AVERAGE = 20
+
+# (registry name, params, column per output): every indicator the features read.
+INDICATORS: tuple[tuple[str, dict[str, float], tuple[str, ...]], ...] = (
+    *(("SMA", {"n": n}, (f"sma{n}",)) for n in SMA_PERIODS),
+    ("RSI", {"n": 14}, ("rsi14",)),
+    ("MACD", {"fast": 12, "slow": 26, "signal": 9}, ("macd", "macd_signal", "macd_hist")),
+    ("BBANDS", {"n": 20, "k": 2.0}, ("bb_upper", "bb_middle", "bb_lower")),
+    ("ATR", {"n": 14}, ("atr14",)),
+    ("ADX", {"n": 14}, ("adx14",)),
+    ("PLUS_DI", {"n": 14}, ("plus_di14",)),
+    ("MINUS_DI", {"n": 14}, ("minus_di14",)),
+    ("STOCH", {"k": 14, "k_smooth": 3, "d": 3}, ("stoch_k", "stoch_d")),
+    ("MFI", {"n": 14}, ("mfi14",)),
+    ("CCI", {"n": 20}, ("cci20",)),
+    ("WILLR", {"n": 14}, ("willr14",)),
+)
+
+FEATURES: dict[str, str] = {
+    "last_date": "datetime64[ns]",
+    "bars": "int64",
+    "close": "float64",
+    **{f"ret_{h}d": "float64" for h in RETURN_HORIZONS},
+    **{f"dist_sma{n}": "float64" for n in SMA_PERIODS},
+    "sma50_vs_sma200": "float64",
+    "rsi14": "float64",
+    "macd": "float64",
+    "macd_signal": "float64",
+    "macd_hist": "float64",
+    "bb_pctb": "float64",
+    "bb_width": "float64",
+    "atr14": "float64",
+    "atr14_pct": "float64",
+    "adx14": "float64",
+    "plus_di14": "float64",
+    "minus_di14": "float64",
+    "stoch_k": "float64",
+    "stoch_d": "float64",
+    "mfi14": "float64",
+    "cci20": "float64",
+    "willr14": "float64",
+    "dist_52w_high": "float64",
+    "dist_52w_low": "float64",
+    "volume": "float64",
+    "avg_volume_20d": "float64",
+    "rel_volume": "float64",
+    "dollar_volume": "float64",
+    "avg_dollar_volume_20d": "float64",
+    "gap": "float64",
+    "rs_63d": "float64",
+    "rs_126d": "float64",
+}
+LATEST_VALUES = (
+    "rsi14", "macd", "macd_signal", "macd_hist", "atr14", "adx14", "plus_di14", "minus_di14",
+    "stoch_k", "stoch_d", "mfi14", "cci20", "willr14",
+)  # fmt: skip
+COUNTS: dict[str, str] = {"rows_in": "int64", **{f"dropped_{r}": "int64" for r in hygiene.REASONS}}
+COLUMNS: dict[str, str] = {
+    **COUNTS,
+    **FEATURES,
+    **dict.fromkeys(signals.SIGNALS, "bool"),
+    "sparkline": SPARKLINE_DTYPE,
+}
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """The benchmark's closes by date, for relative strength (small: sent to every task)."""
+
+    dates: np.ndarray  # datetime64[ns], ascending
+    close: np.ndarray
+
+    def close_at(self, dates: np.ndarray) -> np.ndarray:
+        """Benchmark close on or before each date (NaN before its first bar)."""
+        pos = np.searchsorted(self.dates, dates, side="right") - 1
+        return np.where(pos >= 0, self.close[np.maximum(pos, 0)], np.nan)
+
+
+@dataclass(frozen=True)
+class Tails:
+    """Positions of each ticker's first and last bar in a flat partition."""
+
+    first: np.ndarray
+    last: np.ndarray
+
+    @classmethod
+    def from_bounds(cls, bounds: np.ndarray) -> Tails:
+        return cls(first=bounds[:-1], last=bounds[1:] - 1)
+
+    def at(self, values: np.ndarray, lag: int = 0) -> np.ndarray:
+        """``values`` at ``lag`` bars before each last bar (NaN where the ticker is shorter)."""
+        pos = self.last - lag
+        return np.where(pos >= self.first, values[np.maximum(pos, self.first)], np.nan)
+
+
+@lru_cache(maxsize=1)
+def empty() -> pd.DataFrame:
+    """The zero-row output frame (Dask ``meta`` for :func:`latest_features`)."""
+    index = pd.Index([], dtype=TICKER_DTYPE, name=TICKER)
+    return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in COLUMNS.items()}, index=index)
+
+
+def sparkline_matrix(column: pd.Series) -> np.ndarray:
+    """A sparkline column as a ``(rows, SPARKLINE)`` float array (NaN where history is short)."""
+    values = pa.chunked_array(column.array._pa_array).combine_chunks()
+    return values.flatten().to_numpy(zero_copy_only=False).reshape(-1, SPARKLINE)
+
+
+def compute_indicators(
+    arrays: Mapping[str, np.ndarray], bounds: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Every indicator in :data:`INDICATORS` over all segments, keyed by column name.
+
+    Indicators that share a kernel and parameters (ADX, +DI and −DI) share one kernel run.
+    """
+    out: dict[str, np.ndarray] = {}
+    runs: dict[tuple, tuple[np.ndarray, ...]] = {}
+    for name, params, columns in INDICATORS:
+        indicator = REGISTRY[name]
+        values = indicator.resolve(**params)
+        key = (indicator.kernel, indicator.inputs, tuple(values.values()))
+        if key not in runs:
+            result = indicator.kernel(*(arrays[i] for i in indicator.inputs), bounds, *key[2])
+            runs[key] = result if isinstance(result, tuple) else (result,)
+        picked = [runs[key][i] for i in indicator.picks] if indicator.picks else runs[key]
+        out.update(zip(columns, picked, strict=True))
+    return out
+
+
+def latest_features(bars: pd.DataFrame, benchmark: Benchmark | None = None) -> pd.DataFrame:
+    """Hygiene, indicators and features at the latest bar, one row per ticker of ``bars``.
+
+    Tickers whose every row was dropped keep their row (counts only, NaN features), so the
+    scan can report them.
+    """
+    cleaned = hygiene.clean(bars)
+    arrays, bounds = cleaned.arrays, cleaned.bounds
+    tails = Tails.from_bounds(bounds)
+    ind = compute_indicators(arrays, bounds)
+    close, volume, dates = arrays["close"], arrays["volume"], arrays[DATE]
+
+    last_close = tails.at(close)
+    feats: dict[str, np.ndarray] = {
+        "last_date": dates[tails.last] if len(dates) else np.array([], dtype=DATE_DTYPE),
+        "bars": (tails.last - tails.first + 1).astype(np.int64),
+        "close": last_close,
+    }
+    for h in RETURN_HORIZONS:
+        feats[f"ret_{h}d"] = last_close / tails.at(close, h) - 1.0
+    for n in SMA_PERIODS:
+        feats[f"dist_sma{n}"] = last_close / tails.at(ind[f"sma{n}"]) - 1.0
+    feats["sma50_vs_sma200"] = tails.at(ind["sma50"]) / tails.at(ind["sma200"]) - 1.0
+    for column in LATEST_VALUES:
+        feats[column] = tails.at(ind[column])
+    upper, middle, lower = (tails.at(ind[k]) for k in ("bb_upper", "bb_middle", "bb_lower"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        width = upper - lower
+        feats["bb_pctb"] = np.where(width > 0, (last_close - lower) / width, np.nan)
+        feats["bb_width"] = width / middle
+        feats["atr14_pct"] = feats["atr14"] / last_close
+        levels = {
+            "high_52w": window_at_end(arrays["high"], bounds, YEAR, 0, 0),
+            "low_52w": window_at_end(arrays["low"], bounds, YEAR, 0, 1),
+            "high_20d_before": window_at_end(arrays["high"], bounds, 20, 1, 0),
+        }
+        feats["dist_52w_high"] = last_close / levels["high_52w"] - 1.0
+        feats["dist_52w_low"] = last_close / levels["low_52w"] - 1.0
+        feats["volume"] = tails.at(volume)
+        feats["avg_volume_20d"] = window_at_end(volume, bounds, VOLUME_AVERAGE, 1, 2)
+        feats["rel_volume"] = feats["volume"] / feats["avg_volume_20d"]
+        feats["dollar_volume"] = last_close * feats["volume"]
+        feats["avg_dollar_volume_20d"] = window_at_end(close * volume, bounds, VOLUME_AVERAGE, 0, 2)
+        feats["gap"] = tails.at(arrays["open"]) / tails.at(close, 1) - 1.0
+        for h in (63, 126):
+            feats[f"rs_{h}d"] = _relative_strength(benchmark, dates, tails, close, h)
+    flags = signals.latest(tails, arrays, ind, feats, levels)
+
+    frame = pd.DataFrame(
+        {**feats, **flags, "sparkline": _sparklines(tails, close)},
+        index=cleaned.tickers[cleaned.kept],
+    )
+    counts = pd.DataFrame(
+        {
+            "rows_in": cleaned.rows_in,
+            **{f"dropped_{r}": cleaned.dropped[r] for r in hygiene.REASONS},
+        },
+        index=cleaned.tickers,
+    )
+    out = counts.join(frame, how="left")
+    out.attrs.update(bars.attrs)  # e.g. how the bars were read (the bar cache's outcome)
+    for col, dtype in COLUMNS.items():
+        if dtype == "bool":
+            out[col] = out[col].fillna(False).astype(bool)
+        elif col == "bars":
+            out[col] = out[col].fillna(0).astype("int64")
+    return out[list(COLUMNS)]
+
+
+def _relative_strength(
+    benchmark: Benchmark | None,
+    dates: np.ndarray,
+    tails: Tails,
+    close: np.ndarray,
+    horizon: int,
+) -> np.ndarray:
+    """``(1 + r_ticker)/(1 + r_benchmark) − 1`` over the ticker's last ``horizon`` bars."""
+    if benchmark is None or len(dates) == 0:
+        return np.full(len(tails.last), np.nan)
+    start = tails.last - horizon
+    valid = start >= tails.first
+    start_dates = dates[np.maximum(start, tails.first)]
+    bench_ratio = benchmark.close_at(dates[tails.last]) / benchmark.close_at(start_dates)
+    ticker_ratio = tails.at(close) / tails.at(close, horizon)
+    return np.where(valid, ticker_ratio / bench_ratio - 1.0, np.nan)
+
+
+def _sparklines(tails: Tails, close: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """The last ``SPARKLINE`` closes per ticker, oldest first, NaN-padded in front."""
+    offsets = np.arange(SPARKLINE - 1, -1, -1)
+    pos = tails.last[:, None] - offsets[None, :]
+    valid = pos >= tails.first[:, None]
+    matrix = np.where(valid, close[np.maximum(pos, tails.first[:, None])], np.nan)
+    values = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), SPARKLINE)
+    return pd.arrays.ArrowExtensionArray(values)
+
+
+def warm_up() -> None:
+    """Compile (or load from Numba's disk cache) every kernel of :func:`latest_features` on a
+    tiny frame, so a process's first real partition does not pay for it. The cluster runs this
+    once on each worker."""
+    n = 40
+    ramp = np.linspace(10.0, 12.0, n)
+    frame = pd.DataFrame(
+        {
+            DATE: pd.date_range("2020-01-01", periods=n).astype(DATE_DTYPE),
+            "open": ramp,
+            "high": ramp + 0.5,
+            "low": ramp - 0.5,
+            "close": ramp,
+            "volume": np.full(n, 1000.0),
+        },
+        index=pd.Index(["A"] * n, dtype=TICKER_DTYPE, name=TICKER),
+    )
+    latest_features(frame)

@@ -1,0 +1,76 @@
+"""Data hygiene for one partition of bars: vectorized, per ticker, every dropped row counted.
+
+A row is dropped for the first of these reasons that applies, in this order:
+
+``duplicate_date``      another row of the same ticker has the same date (the last one is kept)
+``non_finite_price``    open, high, low or close is NaN or infinite
+``non_positive_price``  a price is zero or negative
+``high_below_low``      high < low
+``bad_volume``          volume is NaN, infinite or negative
+
+Rows out of date order are sorted first (the store is sorted, so this costs only a check).
+The result is plain arrays, ready for the segmented kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline.frame import segment_bounds
+from pipeline.kernels import cleaning
+from pipeline.schema import BAR_COLUMNS, DATE, DATE_DTYPE, TICKER
+
+REASONS: tuple[str, ...] = (
+    "duplicate_date",
+    "non_finite_price",
+    "non_positive_price",
+    "high_below_low",
+    "bad_volume",
+)
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """Clean bars as flat arrays, and per input ticker the rows in and the drops per reason."""
+
+    tickers: pd.Index  # every ticker of the input, in order
+    rows_in: np.ndarray
+    dropped: dict[str, np.ndarray]
+    arrays: dict[str, np.ndarray]  # date, open, high, low, close, volume of the kept rows
+    bounds: np.ndarray  # segment bounds of ``arrays`` (tickers that kept a row)
+    kept: np.ndarray  # positions in ``tickers`` of the tickers that kept a row
+
+
+def clean(bars: pd.DataFrame) -> Cleaned:
+    """Drop bad rows of ``bars`` (ticker index, grouped by ticker) and count them per ticker."""
+    bounds = segment_bounds(bars.index)
+    dates = bars[DATE].to_numpy()
+    lengths = np.diff(bounds)
+    codes = np.repeat(np.arange(len(lengths)), lengths)
+    if np.any((codes[1:] == codes[:-1]) & (dates[1:] < dates[:-1])):
+        bars = bars.iloc[np.lexsort((dates, codes))]  # sort dates inside each ticker
+    tickers = bars.index[bounds[:-1]]
+    arrays = {c: bars[c].to_numpy() for c in BAR_COLUMNS}
+    columns = [arrays[c] for c in ("open", "high", "low", "close", "volume")]
+    reason, counts = cleaning.reasons(arrays[DATE].view(np.int64), *columns, bounds)
+    dropped = {name: counts[:, code + 1] for code, name in enumerate(REASONS)}
+    kept_rows = counts[:, cleaning.KEEP]
+    if (kept_rows != lengths).any():
+        values = cleaning.compact(reason == cleaning.KEEP, arrays[DATE].view(np.int64), *columns)
+        arrays = dict(zip(BAR_COLUMNS, values, strict=True))
+        arrays[DATE] = arrays[DATE].view(DATE_DTYPE)
+        kept = np.flatnonzero(kept_rows)
+        bounds = np.concatenate(([0], np.cumsum(kept_rows[kept]))).astype(np.int64)
+    else:
+        kept = np.arange(len(lengths))
+    return Cleaned(
+        tickers=pd.Index(tickers, name=TICKER),
+        rows_in=lengths,
+        dropped=dropped,
+        arrays=arrays,
+        bounds=bounds,
+        kept=kept,
+    )

@@ -1,0 +1,438 @@
+"""The scan: bar store → partitions → features at the latest bar → scores → snapshot.
+
+Stages (each timed, each reporting partitions done to an optional progress callback):
+
+``read``           the store's files into partitions (persisted on the workers), plus the
+                   benchmark's closes; on Dask's local schedulers (no client) reading is
+                   fused into the next stage, which then includes it
+``indicators``     ``map_partitions(latest_features)``: hygiene, indicators, features and
+                   signals per partition; only one row per ticker comes back
+``alpha``          ML inference (no model yet: AlphaScore is null and its weight is 0)
+``cross_section``  statuses, scores, ranks, filters and the snapshot document (pandas on the
+                   small cross-section)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.dataframe as dd
+import pandas as pd
+from dask.callbacks import Callback
+from distributed import Client, as_completed, futures_of
+
+from pipeline import features, hygiene, redis_conn, scoring, snapshots
+from pipeline.cache import BarCache, count_outcomes
+from pipeline.config import Settings, TradeStyle, get_settings
+from pipeline.errors import ConfigError, StoreError, UnknownSectorError
+from pipeline.frame import load_bars
+from pipeline.schema import DATE
+from pipeline.store import BarStore
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+STAGES = ("read", "indicators", "alpha", "cross_section")
+
+
+@dataclass
+class ScanResult:
+    """A finished scan: the ranked table, its snapshot document and per-stage timings."""
+
+    table: pd.DataFrame
+    snapshot: dict[str, Any]
+    timings: dict[str, float]
+    hygiene: dict[str, int]
+    statuses: pd.Series = field(repr=False)
+    _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def to_json(self) -> bytes:
+        """The snapshot document as JSON bytes (what the app receives), serialised once."""
+        if self._json is None:
+            self._json = snapshots.to_json(self.snapshot)
+        return self._json
+
+    def write(self, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+        """Write the snapshot's JSON and Parquet files into ``out_dir``."""
+        return snapshots.write(self.snapshot, self.table, Path(out_dir), self.to_json())
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """Validated scan options: :func:`prepare` builds one, :func:`execute` runs it."""
+
+    store: Path
+    tickers: list[str] | None
+    sectors: set[str] | None
+    min_price: float | None
+    min_dollar_volume: float | None
+    as_of: pd.Timestamp | None
+    account_size: float
+    risk_pct: float
+    trade_style: TradeStyle
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "tickers": self.tickers,
+            "sectors": sorted(self.sectors) if self.sectors else None,
+            "min_price": self.min_price,
+            "min_dollar_volume": self.min_dollar_volume,
+        }
+
+
+def prepare(
+    store: str | os.PathLike[str] | None = None,
+    *,
+    tickers: list[str] | None = None,
+    sectors: list[str] | None = None,
+    min_price: float | None = None,
+    min_dollar_volume: float | None = None,
+    as_of: str | pd.Timestamp | None = None,
+    account_size: float | None = None,
+    risk_pct: float | None = None,
+    trade_style: str | None = None,
+    settings: Settings | None = None,
+) -> ScanRequest:
+    """Check every option against the settings and the store; a bad one raises a one-line
+    :class:`TechnicError` (unknown ticker or sector, bad date, missing store…)."""
+    settings = settings or get_settings()
+    path = Path(store).expanduser() if store is not None else settings.store_path
+    style = trade_style or settings.trade_style
+    if style not in scoring.STYLES:
+        raise ConfigError(f"unknown trade style {style!r}; use one of {', '.join(scoring.STYLES)}")
+    account = account_size if account_size is not None else settings.account_size
+    risk = risk_pct if risk_pct is not None else settings.risk_pct
+    if not account > 0 or not 0 < risk <= 100:
+        raise ConfigError("account size must be > 0 and risk % within (0, 100]")
+    for name, value in (("min price", min_price), ("min dollar volume", min_dollar_volume)):
+        if value is not None and not value >= 0:
+            raise ConfigError(f"{name} must be >= 0, got {value!r}")
+    bar_store = BarStore.open(path)
+    if tickers is not None:
+        if not tickers:
+            raise ConfigError("the ticker list is empty; leave it out to scan every ticker")
+        tickers = [t.strip().upper() for t in tickers]
+        bar_store.select(tickers)  # raises UnknownTickerError
+    return ScanRequest(
+        store=path,
+        tickers=tickers,
+        sectors=match_sectors(
+            sectors, {str(s) for s in bar_store.universe()["sector"].dropna().unique()}
+        ),
+        min_price=min_price,
+        min_dollar_volume=min_dollar_volume,
+        as_of=_parse_date(as_of),
+        account_size=float(account),
+        risk_pct=float(risk),
+        trade_style=style,
+    )
+
+
+def run_scan(
+    store: str | os.PathLike[str] | None = None,
+    *,
+    tickers: list[str] | None = None,
+    sectors: list[str] | None = None,
+    min_price: float | None = None,
+    min_dollar_volume: float | None = None,
+    as_of: str | pd.Timestamp | None = None,
+    account_size: float | None = None,
+    risk_pct: float | None = None,
+    trade_style: TradeStyle | None = None,
+    client: Client | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> ScanResult:
+    """Scan the store and return the ranked table, snapshot document and timings.
+
+    ``client`` runs the partitions on a Dask cluster; without one, the scan uses the current
+    default distributed client if there is one (unless TECHNIC_CLUSTER=sync), else Dask's
+    threaded scheduler. Scores are computed over every ticker read (``tickers`` narrows
+    that); ``sectors``, ``min_price`` and ``min_dollar_volume`` then filter the ranked rows.
+    ``as_of`` scans a past date using only bars up to it.
+    """
+    settings = settings or get_settings()
+    request = prepare(
+        store,
+        tickers=tickers,
+        sectors=sectors,
+        min_price=min_price,
+        min_dollar_volume=min_dollar_volume,
+        as_of=as_of,
+        account_size=account_size,
+        risk_pct=risk_pct,
+        trade_style=trade_style,
+        settings=settings,
+    )
+    return execute(request, client=client, settings=settings, progress=progress)
+
+
+def execute(
+    request: ScanRequest,
+    *,
+    client: Client | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> ScanResult:
+    """Run a prepared scan (see :func:`run_scan`)."""
+    settings = settings or get_settings()
+    if client is None and settings.effective_cluster != "sync":
+        client = _default_client()
+    report = progress or (lambda stage, done, total: None)
+    cutoff = request.as_of
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+
+    # read
+    tic = time.perf_counter()
+    bar_store = BarStore.open(request.store)
+    universe = bar_store.universe()
+    bar_cache = _bar_cache(settings)
+    benchmark = _benchmark(bar_store, settings.benchmark, cutoff, bar_cache)
+    frame = load_bars(request.store, tickers=request.tickers, end=cutoff, cache=bar_cache)
+    if client is not None:
+        bars = client.persist(frame)
+        _wait(futures_of(bars), "read", report)
+    else:  # local schedulers: reading is fused into the next stage (see module docstring)
+        bars = frame
+    timings["read"] = time.perf_counter() - tic
+
+    # indicators + features
+    tic = time.perf_counter()
+    latest_frame = bars.map_partitions(
+        features.latest_features, benchmark=benchmark, meta=features.empty()
+    )
+    latest, reads = _gather(latest_frame, client, settings, report)
+    timings["indicators"] = time.perf_counter() - tic
+
+    # alpha
+    tic = time.perf_counter()
+    alpha_info = {
+        "alpha": None,
+        "alpha_weight": 0.0,
+        "reason": "no trained model in this build: AlphaScore and win_prob_10d are null",
+    }
+    report("alpha", 1, 1)
+    timings["alpha"] = time.perf_counter() - tic
+
+    # cross-section
+    tic = time.perf_counter()
+    stocks = latest[latest.index != settings.benchmark]
+    last_bar = (stocks if len(stocks) else latest)["last_date"].max()
+    if pd.isna(last_bar):
+        when = f" on or before {cutoff:%Y-%m-%d}" if cutoff is not None else ""
+        raise StoreError(f"no clean bars to scan in {request.store}{when}")
+    scan_date = cutoff if cutoff is not None else last_bar
+    statuses = _statuses(latest, scan_date, settings)
+    current = int((statuses == "ok").sum())
+    if cutoff is None and current < 0.5 * len(stocks):
+        log.warning(
+            "only %d of %d tickers have bars near %s, the newest date in the store; "
+            "if it mixes sources of different dates, pass an as-of date",
+            current,
+            len(stocks),
+            f"{scan_date:%Y-%m-%d}",
+        )
+    scored = latest[statuses == "ok"].join(universe, how="left")
+    scored = scored.rename(columns={"sector": "Sector", "industry": "Industry"})
+    scored[["Sector", "Industry"]] = scored[["Sector", "Industry"]].fillna("Unknown")
+    table = scoring.score(
+        scored,
+        style=request.trade_style,
+        account_size=request.account_size,
+        risk_pct=request.risk_pct,
+    )
+    table = _filter(table, request.sectors, request.min_price, request.min_dollar_volume)
+    counts = _hygiene(latest, statuses)
+    universe_size = int((statuses != "benchmark").sum())
+    meta = {
+        "snapshot_id": _snapshot_id(scan_date),
+        "as_of": f"{scan_date:%Y-%m-%d}",
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "universe_size": universe_size,
+        "symbols_scanned": len(scored),
+        "rows": len(table),
+        "trade_style": request.trade_style,
+        "filters": request.filters(),
+        "account": {"account_size": request.account_size, "risk_pct": request.risk_pct},
+        "timings": timings,
+        "hygiene": counts,
+        "model": alpha_info,
+        "regime": scoring.market_regime(benchmark.close) if benchmark is not None else None,
+        "store": {"path": str(request.store), "data_version": bar_store.data_version},
+        "cache": {"bars": {**reads, "ttl": bar_cache.ttl if bar_cache is not None else 0}},
+    }
+    document = snapshots.build(table, meta)
+    report("cross_section", 1, 1)
+    timings["cross_section"] = time.perf_counter() - tic
+    timings["total"] = time.perf_counter() - started
+    timings.update({k: round(v, 4) for k, v in timings.items()})
+    document["log"] = snapshots.status_line(meta)
+    if bar_cache is not None:
+        log.info(
+            "[CACHE] bars: %d hit, %d miss, %d off (ttl %ds)",
+            reads["hit"],
+            reads["miss"],
+            reads["off"],
+            bar_cache.ttl,
+        )
+    n = max(universe_size, 1)
+    workers = _describe_workers(client)
+    log.info(
+        "[SCAN PERF] %d symbols via dask in %.2fs (%.5fs/symbol, workers=%s, gpu=False)",
+        universe_size,
+        timings["total"],
+        timings["total"] / n,
+        workers,
+    )
+    return ScanResult(
+        table=table, snapshot=document, timings=timings, hygiene=counts, statuses=statuses
+    )
+
+
+def _parse_date(value: str | pd.Timestamp | None) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        stamp = pd.NaT
+    if pd.isna(stamp) or not 1900 <= stamp.year <= 2200:
+        raise ConfigError(f"bad date {value!r}; use YYYY-MM-DD between 1900 and 2200")
+    return stamp.normalize()
+
+
+def _default_client() -> Client | None:
+    try:
+        return Client.current()
+    except ValueError:
+        return None
+
+
+def match_sectors(requested: list[str] | None, valid: set[str]) -> set[str] | None:
+    """The ``valid`` sector names that ``requested`` names, case-insensitively (None when
+    nothing is requested); an unknown name raises :class:`UnknownSectorError` listing them."""
+    if not requested:
+        return None
+    by_key = {s.casefold(): s for s in valid}
+    unknown = [s for s in requested if s.strip().casefold() not in by_key]
+    if unknown:
+        raise UnknownSectorError(unknown, valid)
+    return {by_key[s.strip().casefold()] for s in requested}
+
+
+def _bar_cache(settings: Settings) -> BarCache | None:
+    """The raw-bar cache when it is on (CACHE_TTL > 0) and its Redis answers."""
+    if settings.cache_ttl <= 0 or redis_conn.connect(settings) is None:
+        return None
+    return BarCache.from_settings(settings, redis_conn.target(settings))
+
+
+def _benchmark(
+    store: BarStore, ticker: str, cutoff: pd.Timestamp | None, cache: BarCache | None
+) -> features.Benchmark | None:
+    if ticker not in set(store.tickers):
+        log.warning(
+            "benchmark %s is not in the store: relative strength and regime are null", ticker
+        )
+        return None
+    bars = load_bars(store.path, tickers=[ticker], end=cutoff, cache=cache)
+    bars = bars.compute(scheduler="sync")
+    bars = bars[bars["close"] > 0].sort_values(DATE)
+    return features.Benchmark(dates=bars[DATE].to_numpy(), close=bars["close"].to_numpy())
+
+
+def _wait(futures: list, stage: str, report: Progress) -> None:
+    for done, _ in enumerate(as_completed(futures), start=1):
+        report(stage, done, len(futures))
+
+
+def _gather(
+    frame: dd.DataFrame, client: Client | None, settings: Settings, report: Progress
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Compute every partition of ``frame`` and concatenate them (small: one row per ticker);
+    also count how the partitions' bars were read (bar cache hit, miss or off)."""
+    parts = frame.to_delayed()
+    if client is not None:
+        futures = client.compute(parts)
+        _wait(futures, "indicators", report)
+        results = client.gather(futures)
+    else:
+        scheduler = "sync" if settings.effective_cluster == "sync" else "threads"
+        with _LocalProgress("indicators", [p.key for p in parts], report):
+            results = dask.compute(*parts, scheduler=scheduler)
+    return pd.concat(results), count_outcomes(results)
+
+
+class _LocalProgress(Callback):
+    """Reports finished output partitions when Dask's threaded scheduler runs the graph."""
+
+    def __init__(self, stage: str, keys: list, report: Progress):
+        super().__init__()
+        self.stage, self.report, self.done = stage, report, 0
+        self.outputs = set(keys)
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        if key in self.outputs:
+            self.done += 1
+            self.report(self.stage, self.done, len(self.outputs))
+
+
+def _statuses(latest: pd.DataFrame, scan_date: pd.Timestamp, settings: Settings) -> pd.Series:
+    """Why each ticker is or is not scored: ok, benchmark, no_clean_bars, short_history,
+    stale (last bar more than ``stale_days`` before the scan date)."""
+    status = pd.Series("ok", index=latest.index, dtype="object")
+    stale = latest["last_date"] < scan_date - pd.Timedelta(days=settings.stale_days)
+    status[stale] = "stale"
+    status[latest["bars"] < settings.min_history] = "short_history"
+    status[latest["bars"] == 0] = "no_clean_bars"
+    status[latest.index == settings.benchmark] = "benchmark"
+    return status
+
+
+def _hygiene(latest: pd.DataFrame, statuses: pd.Series) -> dict[str, int]:
+    counts = {"rows_in": int(latest["rows_in"].sum())}
+    for reason in hygiene.REASONS:
+        counts[reason] = int(latest[f"dropped_{reason}"].sum())
+    counts["rows_clean"] = counts["rows_in"] - sum(counts[r] for r in hygiene.REASONS)
+    counts["tickers_in"] = len(latest)
+    for status in ("ok", "short_history", "stale", "no_clean_bars"):
+        counts[f"tickers_{status}"] = int((statuses == status).sum())
+    return counts
+
+
+def _filter(
+    table: pd.DataFrame,
+    sectors: set[str] | None,
+    min_price: float | None,
+    min_dollar_volume: float | None,
+) -> pd.DataFrame:
+    keep = pd.Series(True, index=table.index)
+    if sectors:
+        keep &= table["Sector"].isin(sectors)
+    if min_price is not None:
+        keep &= table["close"] >= min_price
+    if min_dollar_volume is not None:
+        keep &= table["avg_dollar_volume_20d"] >= min_dollar_volume
+    return table[keep]
+
+
+def _snapshot_id(scan_date: pd.Timestamp) -> str:
+    return f"{scan_date:%Y%m%d}-{datetime.now(UTC):%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def _describe_workers(client: Client | None) -> str:
+    if client is None:
+        return f"threads x{os.cpu_count()}"
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    threads = {w.get("nthreads", 1) for w in workers.values()}
+    return f"{len(workers)}x{max(threads) if threads else 0}"

@@ -1,0 +1,459 @@
+"""Scores, in one vocabulary: one function per score, each formula documented where it lives.
+
+Everything here is pandas over the small cross-section (one row per ticker, ~6,000 rows).
+Percentile ranks (``pct``) are cross-sectional, 0–100, over the tickers scored in this scan; a
+missing input leaves its component out and the remaining weights are renormalised, so a young
+listing still gets a score from what it has.
+
+Column names are the app's (../shared/app-contract.md) where the app shows the number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import TradeStyle
+from pipeline.indicators import sma
+
+
+@dataclass(frozen=True)
+class StylePreset:
+    """How a trade style sets the horizon of ranking and the trade plan."""
+
+    momentum: dict[str, float]  # return column → weight in the momentum component
+    stop_atr: float  # stop distance in ATR(14)s
+    reward_risk: float  # target distance in multiples of the stop distance
+    horizon_days: int
+
+
+STYLES: dict[str, StylePreset] = {
+    "Day trading": StylePreset({"ret_5d": 0.5, "ret_21d": 0.5}, 1.0, 1.5, 1),
+    "Short-term swing": StylePreset(
+        {"ret_21d": 0.2, "ret_63d": 0.4, "ret_126d": 0.4}, 2.0, 2.0, 10
+    ),
+    "Position / longer-term": StylePreset(
+        {"ret_63d": 0.2, "ret_126d": 0.4, "ret_252d": 0.4}, 3.0, 3.0, 60
+    ),
+}
+
+TECH_WEIGHTS = {
+    "trend": 0.25,
+    "momentum": 0.25,
+    "relative_strength": 0.15,
+    "direction": 0.15,
+    "rsi": 0.10,
+    "flow": 0.10,
+}
+SIGNALS = ("Strong Long", "Long", "Neutral", "Avoid", "Short")
+MERIT_FLAG_PENALTY = 8.0
+FLAG_LABELS = {
+    "HIGH_ATR": "high ATR",
+    "LOW_LIQUIDITY": "low liquidity",
+    "PENNY_STOCK": "penny stock",
+    "SHORT_HISTORY": "short history",
+    "EXTENDED": "extended above SMA20",
+    "OVERBOUGHT": "overbought",
+}
+MERIT_BANDS = ((90.0, "A+"), (80.0, "A"), (65.0, "B"), (50.0, "C"), (-np.inf, "D"))
+
+
+def pct(values: pd.Series) -> pd.Series:
+    """Cross-sectional percentile rank, 0–100 (ties share the average rank; NaN stays NaN)."""
+    return values.rank(pct=True, method="average") * 100.0
+
+
+def weighted_mean(parts: dict[str, pd.Series], weights: dict[str, float]) -> pd.Series:
+    """Row-wise weighted mean of ``parts``, skipping NaN parts and renormalising their weights."""
+    frame = pd.DataFrame(parts)
+    w = pd.Series(weights, dtype="float64")[frame.columns]
+    present = frame.notna()
+    total = (frame.fillna(0.0) * w).sum(axis=1)
+    norm = (present * w).sum(axis=1)
+    return (total / norm).where(norm > 0)
+
+
+def tech_components(t: pd.DataFrame, style: TradeStyle) -> pd.DataFrame:
+    """The six 0–100 components of TechRating.
+
+    - trend: 25 points each for close > SMA20, close > SMA50, close > SMA200, SMA50 > SMA200
+      (over the averages the ticker has history for);
+    - momentum: pct of the style's weighted return mix (swing: 0.2·r21 + 0.4·r63 + 0.4·r126);
+    - relative_strength: pct of the 63-day return relative to the benchmark;
+    - direction: 50 + 50 · (+DI − −DI)/(+DI + −DI) · min(ADX/40, 1);
+    - rsi: 100 − 2.5·|RSI14 − 60|, clipped to 0–100 (healthy momentum scores best);
+    - flow: MFI(14), volume-weighted buying pressure.
+    """
+    checks = pd.DataFrame(
+        {
+            "c20": t["dist_sma20"] > 0,
+            "c50": t["dist_sma50"] > 0,
+            "c200": t["dist_sma200"] > 0,
+            "golden": t["sma50_vs_sma200"] > 0,
+        }
+    ).where(
+        pd.DataFrame(
+            {
+                "c20": t["dist_sma20"].notna(),
+                "c50": t["dist_sma50"].notna(),
+                "c200": t["dist_sma200"].notna(),
+                "golden": t["sma50_vs_sma200"].notna(),
+            }
+        )
+    )
+    trend = checks.astype("float64").mean(axis=1) * 100.0
+    preset = STYLES[style]
+    mix = weighted_mean({c: t[c] for c in preset.momentum}, preset.momentum)
+    di_sum = t["plus_di14"] + t["minus_di14"]
+    balance = ((t["plus_di14"] - t["minus_di14"]) / di_sum).where(di_sum > 0, 0.0)
+    direction = 50.0 + 50.0 * balance * np.minimum(t["adx14"] / 40.0, 1.0)
+    return pd.DataFrame(
+        {
+            "trend": trend,
+            "momentum": pct(mix),
+            "relative_strength": pct(t["rs_63d"]),
+            "direction": direction,
+            "rsi": (100.0 - 2.5 * (t["rsi14"] - 60.0).abs()).clip(0.0, 100.0),
+            "flow": t["mfi14"],
+        },
+        index=t.index,
+    )
+
+
+def tech_rating(components: pd.DataFrame) -> pd.Series:
+    """TechRating, 0–100: weighted mean of the components (weights in ``TECH_WEIGHTS``)."""
+    parts = {name: components[name] for name in TECH_WEIGHTS}
+    return weighted_mean(parts, TECH_WEIGHTS).round(1)
+
+
+def signal(rating: pd.Series, trend: pd.Series) -> pd.Series:
+    """Signal from TechRating and the trend component.
+
+    Strong Long: rating ≥ 80 and trend ≥ 75. Long: rating ≥ 65. Short: rating ≤ 20 and
+    trend ≤ 25. Avoid: rating ≤ 35. Neutral otherwise.
+    """
+    choice = np.select(
+        [
+            (rating >= 80) & (trend >= 75),
+            rating >= 65,
+            (rating <= 20) & (trend <= 25),
+            rating <= 35,
+        ],
+        ["Strong Long", "Long", "Short", "Avoid"],
+        "Neutral",
+    )
+    return pd.Series(choice, index=rating.index, dtype="object")
+
+
+def composite(tech: pd.Series, alpha: pd.Series | None, weight: float) -> pd.Series:
+    """Composite score, 0–100: ``(1 − w)·pct(TechRating) + w·pct(AlphaScore)``.
+
+    Both parts are cross-sectional percentiles, so the ML part can move the ranking as much as
+    its weight says. Without a model (``alpha`` None) the weight is 0.
+    """
+    if alpha is None or weight == 0:
+        return pct(tech)
+    return (1.0 - weight) * pct(tech) + weight * pct(alpha)
+
+
+def trade_plan(
+    t: pd.DataFrame, sig: pd.Series, style: TradeStyle, account_size: float, risk_pct: float
+) -> pd.DataFrame:
+    """Entry, stop, target, reward/risk and position size for the style.
+
+    Entry is the last close. Long plans (every signal but Short) stop ``stop_atr`` ATR(14)s
+    below entry (never below 1% of entry) and target ``reward_risk`` stop distances above it;
+    Short plans mirror that (the target never below 1% of entry). Shares =
+    floor(account · risk% / stop distance), capped at what the account can buy outright.
+    """
+    preset = STYLES[style]
+    entry = t["close"]
+    dist = (preset.stop_atr * t["atr14"]).clip(upper=0.99 * entry)
+    side = np.where(sig == "Short", -1.0, 1.0)
+    stop = entry - side * dist
+    target = (entry + side * preset.reward_risk * dist).clip(lower=0.01 * entry)
+    risk_dollars = account_size * risk_pct / 100.0
+    shares = np.floor(np.minimum(risk_dollars / dist, account_size / entry))
+    decimals = np.where(entry < 1.0, 4, 2)
+    return pd.DataFrame(
+        {
+            "entry": _round(entry, decimals),
+            "stop": _round(stop, decimals),
+            "target": _round(target, decimals),
+            "rrr": preset.reward_risk,
+            "position_shares": pd.Series(shares, index=t.index).fillna(0).astype("int64"),
+        },
+        index=t.index,
+    )
+
+
+def _round(values: pd.Series, decimals: np.ndarray) -> pd.Series:
+    return pd.Series(np.where(decimals == 4, values.round(4), values.round(2)), index=values.index)
+
+
+def merit_flags(t: pd.DataFrame) -> pd.Series:
+    """Risk flags, '|'-joined: HIGH_ATR (ATR% > 6%), LOW_LIQUIDITY (20-day average dollar
+    volume < $5M), PENNY_STOCK (close < $5), SHORT_HISTORY (< 252 bars), EXTENDED (> 15% above
+    SMA20), OVERBOUGHT (RSI14 > 75)."""
+    rules = {
+        "HIGH_ATR": t["atr14_pct"] > 0.06,
+        "LOW_LIQUIDITY": t["avg_dollar_volume_20d"] < 5e6,
+        "PENNY_STOCK": t["close"] < 5.0,
+        "SHORT_HISTORY": t["bars"] < 252,
+        "EXTENDED": t["dist_sma20"] > 0.15,
+        "OVERBOUGHT": t["rsi14"] > 75,
+    }
+    hits = pd.DataFrame(rules).fillna(False).to_numpy(dtype=bool)
+    return pd.Series(
+        ["|".join(names) for names in _selected(hits, list(rules))], index=t.index, dtype="object"
+    )
+
+
+def _selected(hits: np.ndarray, names: list[str]) -> list[tuple[str, ...]]:
+    """Per row of a boolean matrix, the names of its true columns (rows share few patterns,
+    so each pattern is decoded once)."""
+    codes = hits.astype(np.int64) @ (1 << np.arange(hits.shape[1], dtype=np.int64))
+    decoded: dict[int, tuple[str, ...]] = {}
+    out = []
+    for code in codes.tolist():
+        if code not in decoded:
+            decoded[code] = tuple(n for i, n in enumerate(names) if code >> i & 1)
+        out.append(decoded[code])
+    return out
+
+
+def merit_score(t: pd.DataFrame, rating: pd.Series, flags: pd.Series) -> pd.Series:
+    """MeritScore, 0–100: 0.40·TechRating + 0.20·pct(liquidity) + 0.20·(100 − pct(ATR%))
+    + 0.20·pct(relative strength), minus 8 points per merit flag, clipped to 0–100."""
+    base = weighted_mean(
+        {
+            "tech": rating,
+            "liquidity": pct(t["avg_dollar_volume_20d"]),
+            "stability": 100.0 - pct(t["atr14_pct"]),
+            "rs": pct(t["rs_63d"]),
+        },
+        {"tech": 0.40, "liquidity": 0.20, "stability": 0.20, "rs": 0.20},
+    )
+    n_flags = flags.str.count(r"\|") + (flags != "").astype(int)
+    return (base - MERIT_FLAG_PENALTY * n_flags).clip(0.0, 100.0).round(1)
+
+
+def merit_band(score: pd.Series) -> pd.Series:
+    """A+ ≥ 90, A ≥ 80, B ≥ 65, C ≥ 50, D below."""
+    choice = np.select(
+        [score >= floor for floor, _ in MERIT_BANDS], [b for _, b in MERIT_BANDS], "D"
+    )
+    return pd.Series(choice, index=score.index, dtype="object")
+
+
+def ics(t: pd.DataFrame, rating: pd.Series, trend: pd.Series) -> pd.Series:
+    """ICS (institutional-core score), 0–100: 0.35·TechRating + 0.20·pct(liquidity)
+    + 0.15·pct(market cap) + 0.15·(100 − pct(ATR%)) + 0.15·trend."""
+    return weighted_mean(
+        {
+            "tech": rating,
+            "liquidity": pct(t["avg_dollar_volume_20d"]),
+            "size": pct(t["market_cap"]),
+            "stability": 100.0 - pct(t["atr14_pct"]),
+            "trend": trend,
+        },
+        {"tech": 0.35, "liquidity": 0.20, "size": 0.15, "stability": 0.15, "trend": 0.15},
+    ).round(1)
+
+
+def ultra_risky(t: pd.DataFrame) -> pd.Series:
+    """IsUltraRisky: close < $1, ATR% > 10%, 20-day average dollar volume < $1M, or one of
+    those unknown."""
+    inputs = t[["close", "atr14_pct", "avg_dollar_volume_20d"]]
+    return (
+        (t["close"] < 1.0)
+        | (t["atr14_pct"] > 0.10)
+        | (t["avg_dollar_volume_20d"] < 1e6)
+        | inputs.isna().any(axis=1)
+    )
+
+
+def tier(score: pd.Series, sig: pd.Series, risky: pd.Series) -> pd.Series:
+    """Tier from ICS: CORE (ICS ≥ 70, a Long signal, not ultra-risky), SATELLITE (ICS ≥ 55,
+    not Avoid/Short), WATCH otherwise."""
+    longish = sig.isin(["Long", "Strong Long"])
+    choice = np.select(
+        [(score >= 70) & longish & ~risky, (score >= 55) & ~sig.isin(["Avoid", "Short"])],
+        ["CORE", "SATELLITE"],
+        "WATCH",
+    )
+    return pd.Series(choice, index=score.index, dtype="object")
+
+
+def play_style(atr_pct: pd.Series) -> pd.Series:
+    """PlayStyle from ATR%: Stable (< 2.5%), Hybrid (< 5%), Explosive."""
+    return pd.Series(
+        np.select([atr_pct < 0.025, atr_pct < 0.05], ["Stable", "Hybrid"], "Explosive"),
+        index=atr_pct.index,
+        dtype="object",
+    )
+
+
+def profile(style: pd.Series, risky: pd.Series) -> pd.Series:
+    """Risk profile the row fits: conservative (Stable), moderate (Hybrid), aggressive
+    (Explosive or ultra-risky)."""
+    out = style.map({"Stable": "conservative", "Hybrid": "moderate", "Explosive": "aggressive"})
+    return out.where(~risky, "aggressive")
+
+
+def score(
+    t: pd.DataFrame,
+    *,
+    style: TradeStyle,
+    account_size: float,
+    risk_pct: float,
+    alpha: pd.Series | None = None,
+    alpha_weight: float = 0.0,
+) -> pd.DataFrame:
+    """Every score for the cross-section ``t`` (features plus Sector/Industry/market_cap),
+    ranked best first by the composite score (ties: TechRating, then ticker)."""
+    parts = tech_components(t, style)
+    rating = tech_rating(parts)
+    sig = signal(rating, parts["trend"])
+    flags = merit_flags(t)
+    merit = merit_score(t, rating, flags)
+    risky = ultra_risky(t)
+    ics_score = ics(t, rating, parts["trend"])
+    style_label = play_style(t["atr14_pct"])
+    prof = profile(style_label, risky)
+    band = merit_band(merit)
+    events = active_signals(t)
+    combined = composite(rating, alpha, alpha_weight).round(2)
+    scores = pd.DataFrame(
+        {
+            "TechRating": rating,
+            "AlphaScore": np.nan if alpha is None else alpha,
+            "composite_score": combined,
+            "Signal": sig,
+            "ICS": ics_score,
+            "Tier": tier(ics_score, sig, risky),
+            "merit_score": merit,
+            "merit_band": band,
+            "merit_flags": flags,
+            "merit_summary": merit_summary(band, parts["trend"], t["ret_63d"], t["rs_63d"], flags),
+            "PlayStyle": style_label,
+            "IsUltraRisky": risky,
+            "Profile": prof,
+            "ProfileLabel": prof.str.capitalize(),
+            "win_prob_10d": np.nan,
+            "signals": events,
+            "note": note(sig, rating, t["rsi14"], t["rel_volume"], events),
+        },
+        index=t.index,
+    )
+    plan = trade_plan(t, sig, style, account_size, risk_pct)
+    ticker_order = pd.factorize(t.index, sort=True)[0]
+    order = np.lexsort((ticker_order, -rating.fillna(-1).to_numpy(), -combined.to_numpy()))
+    rank = np.empty(len(t), dtype=np.int64)
+    rank[order] = np.arange(1, len(t) + 1)
+    ranked = pd.DataFrame({"rank": rank}, index=t.index)
+    out = pd.concat([ranked, t, parts.add_prefix("tech_"), scores, plan], axis=1)
+    return out.iloc[order]
+
+
+SIGNAL_LABELS = {
+    "new_52w_high": "new 52-week high",
+    "new_52w_low": "new 52-week low",
+    "golden_cross": "golden cross",
+    "death_cross": "death cross",
+    "oversold": "oversold",
+    "overbought": "overbought",
+    "unusual_volume": "unusual volume",
+    "breakout_20d": "20-day breakout",
+    "macd_bull_cross": "MACD bullish cross",
+    "macd_bear_cross": "MACD bearish cross",
+    "above_sma200": "above SMA200",
+}
+
+
+def active_signals(t: pd.DataFrame) -> pd.Series:
+    """The names of each row's true signals, in :data:`SIGNAL_LABELS` order."""
+    hits = t[list(SIGNAL_LABELS)].to_numpy(dtype=bool)
+    return pd.Series(
+        [list(names) for names in _selected(hits, list(SIGNAL_LABELS))],
+        index=t.index,
+        dtype="object",
+    )
+
+
+def note(
+    sig: pd.Series, rating: pd.Series, rsi: pd.Series, rel_volume: pd.Series, events: pd.Series
+) -> list[str]:
+    """One-line rationale: signal, TechRating, RSI, relative volume and up to two events."""
+    out = []
+    rows = zip(
+        sig.tolist(), rating.tolist(), rsi.tolist(), rel_volume.tolist(), events, strict=True
+    )
+    for s, r, rsi_value, volume, names in rows:
+        parts = [f"{s}: TechRating {r:.0f}"]
+        if rsi_value == rsi_value:
+            parts.append(f"RSI {rsi_value:.0f}")
+        if volume == volume:
+            parts.append(f"{volume:.1f}x volume")
+        shown = [SIGNAL_LABELS[e] for e in names if e != "above_sma200"][:2]
+        out.append(", ".join(parts + shown))
+    return out
+
+
+def merit_summary(
+    band: pd.Series, trend: pd.Series, ret_63d: pd.Series, rs_63d: pd.Series, flags: pd.Series
+) -> list[str]:
+    """One sentence: band, trend, 63-day momentum against the benchmark, and the flags."""
+    out = []
+    rows = zip(
+        band.tolist(),
+        trend.tolist(),
+        ret_63d.tolist(),
+        rs_63d.tolist(),
+        flags.tolist(),
+        strict=True,
+    )
+    for b, tr, ret, rs, flagged in rows:
+        if tr >= 75:
+            shape = "uptrend above its key averages"
+        elif tr >= 50:
+            shape = "mixed trend"
+        else:
+            shape = "downtrend below its key averages"
+        text = f"{b}-grade setup: {shape}"
+        if ret == ret:
+            text += f", 63-day return {ret:+.1%}"
+            if rs == rs:
+                text += " (ahead of the benchmark)" if rs > 0 else " (behind the benchmark)"
+        if flagged:
+            text += "; watch " + ", ".join(FLAG_LABELS[f] for f in flagged.split("|"))
+        out.append(text + ".")
+    return out
+
+
+VOLATILITY_LABELS = ((0.12, "Low"), (0.20, "Normal"), (0.30, "Elevated"), (np.inf, "High"))
+
+
+def market_regime(close: np.ndarray) -> dict[str, object]:
+    """Benchmark trend and volatility labels.
+
+    Trend: Bull when close > SMA200 and SMA50 > SMA200, Bear when both are below, else
+    Transition. Volatility: annualised standard deviation of the last 20 daily log returns;
+    Low < 12%, Normal < 20%, Elevated < 30%, High above.
+    """
+    close = np.asarray(close, dtype="float64")
+    if len(close) < 21:
+        return {"trend": None, "volatility": None, "realized_vol_20d": None}
+    sma50, sma200 = sma(close, 50)[-1], sma(close, 200)[-1]
+    last = close[-1]
+    if last > sma200 and sma50 > sma200:
+        trend = "Bull"
+    elif last < sma200 and sma50 < sma200:
+        trend = "Bear"
+    else:
+        trend = "Transition"
+    vol = float(np.std(np.diff(np.log(close[-21:])), ddof=1) * np.sqrt(252))
+    label = next(name for cap, name in VOLATILITY_LABELS if vol < cap)
+    return {"trend": trend, "volatility": label, "realized_vol_20d": round(vol, 4)}

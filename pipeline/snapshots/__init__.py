@@ -1,0 +1,230 @@
+"""Scan snapshots: the document the app reads, its files, and its life in Redis.
+
+``build``/``to_json``/``write`` turn a ranked table into the app's document and files
+(:mod:`.document`). ``publish`` puts a :class:`~pipeline.scan.ScanResult` into Redis atomically
+(:mod:`.redis_store`); when Redis cannot be reached the snapshot waits in the data directory
+(:mod:`.pending`) and goes out with the next ``publish`` or ``push``. ``latest``, ``get``,
+``history`` and ``diff`` read it back::
+
+    from pipeline import run_scan, snapshots
+    result = run_scan("data/demo")
+    snapshots.publish(result)
+    snapshots.latest()["results"][0]["ticker"]
+    snapshots.diff("2026-11-19", "latest")["tiers"]["CORE"]["entered"]
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import redis
+
+from pipeline import redis_conn
+from pipeline.config import Settings, get_settings
+from pipeline.errors import TechnicError
+from pipeline.snapshots import pending, redis_store
+from pipeline.snapshots.document import build, status_line, to_json, write
+
+if TYPE_CHECKING:
+    from pipeline.scan import ScanResult
+
+__all__ = [
+    "Published",
+    "SnapshotNotFound",
+    "build",
+    "diff",
+    "get",
+    "history",
+    "latest",
+    "latest_bytes",
+    "pending_paths",
+    "publish",
+    "push",
+    "status_line",
+    "to_json",
+    "write",
+]
+
+log = logging.getLogger(__name__)
+_parsed: dict[tuple[str, str], dict[str, Any]] = {}  # (prefix, id) → parsed document
+
+
+class SnapshotNotFound(TechnicError, LookupError):
+    """No snapshot matches the id or date asked for."""
+
+
+@dataclass(frozen=True)
+class Published:
+    """What :func:`publish` did: the snapshot id, whether it reached Redis, what waits."""
+
+    snapshot_id: str
+    published: bool
+    pending: int
+    pushed: tuple[str, ...] = ()
+
+
+def _context(settings: Settings | None, conn: redis.Redis | None):
+    settings = settings or get_settings()
+    if conn is None:
+        conn = redis_conn.connect(settings)
+    return settings, conn, redis_store.Keys(settings.redis_prefix)
+
+
+def publish(
+    result: ScanResult, *, settings: Settings | None = None, conn: redis.Redis | None = None
+) -> Published:
+    """Publish a scan: first any snapshots that waited for Redis, then this one. If Redis is
+    down (or dies meanwhile) the snapshot is queued in the data directory: never lost."""
+    settings, conn, keys = _context(settings, conn)
+    sid = result.snapshot["snapshot_id"]
+    table = redis_store.arrow_bytes(redis_store.table_of(result.table))
+    document = result.to_json()
+    if conn is not None:
+        try:
+            pushed = _push(conn, keys, settings)
+            redis_store.publish(
+                conn,
+                keys,
+                result.snapshot,
+                document,
+                table,
+                redis_store.arrow_bytes(redis_store.members_table(result.table)),
+                settings.snapshot_retention_days,
+                settings.snapshot_full_keep,
+            )
+            return Published(sid, True, 0, pushed)
+        except redis.RedisError as exc:
+            log.warning("[CACHE] Redis failed while publishing (%s): snapshot %s queued", exc, sid)
+    pending.save(settings.snapshot_dir, sid, document, table)
+    waiting = len(pending.entries(settings.snapshot_dir))
+    # connect() has already warned that Redis is away; this line only says what waits
+    log.info(
+        "snapshot %s queued in %s (%d waiting) for the next publish or 'technic snapshots push'",
+        sid,
+        pending.directory(settings.snapshot_dir),
+        waiting,
+    )
+    return Published(sid, False, waiting)
+
+
+def push(*, settings: Settings | None = None, conn: redis.Redis | None = None) -> tuple[str, ...]:
+    """Publish every queued snapshot, oldest first; raises if Redis cannot be reached."""
+    settings, conn, keys = _context(settings, conn)
+    if conn is None:
+        raise TechnicError("Redis is not reachable; queued snapshots stay where they are")
+    return _push(conn, keys, settings)
+
+
+def _push(conn: redis.Redis, keys: redis_store.Keys, settings: Settings) -> tuple[str, ...]:
+    done = []
+    for path in pending.entries(settings.snapshot_dir):
+        data = path.read_bytes()
+        document = orjson.loads(data)
+        table_bytes = path.with_suffix(".arrow").read_bytes()
+        table = redis_store.read_arrow(table_bytes).to_pandas().set_index("ticker")
+        members = redis_store.arrow_bytes(redis_store.members_table(table))
+        redis_store.publish(
+            conn,
+            keys,
+            document,
+            data,
+            table_bytes,
+            members,
+            settings.snapshot_retention_days,
+            settings.snapshot_full_keep,
+        )
+        pending.remove(path)
+        done.append(document["snapshot_id"])
+    if done:
+        log.info("[CACHE] published %d queued snapshot(s): %s", len(done), ", ".join(done))
+    return tuple(done)
+
+
+def latest_bytes(
+    *, settings: Settings | None = None, conn: redis.Redis | None = None
+) -> tuple[str, bytes] | None:
+    """(id, JSON bytes) of the latest snapshot, exactly as the app receives it."""
+    settings, conn, keys = _context(settings, conn)
+    return None if conn is None else redis_store.latest_bytes(conn, keys)
+
+
+def latest(
+    *, settings: Settings | None = None, conn: redis.Redis | None = None
+) -> dict[str, Any] | None:
+    """The latest snapshot's document, or None. Parsed once per snapshot id and shared:
+    treat it as read-only."""
+    settings, conn, keys = _context(settings, conn)
+    if conn is None:
+        return None
+    current = conn.get(keys.latest)
+    if current is None:
+        return None
+    cached = _parsed.get((keys.prefix, current.decode()))
+    if cached is not None:
+        return cached
+    found = redis_store.latest_bytes(conn, keys)
+    if found is None:
+        return None
+    sid, data = found
+    document = orjson.loads(data)
+    _parsed.clear()
+    _parsed[(keys.prefix, sid)] = document
+    return document
+
+
+def get(
+    snapshot_id: str, *, settings: Settings | None = None, conn: redis.Redis | None = None
+) -> dict[str, Any] | None:
+    """A snapshot's document by id, ``latest`` or as-of date (YYYY-MM-DD); None if absent."""
+    settings, conn, keys = _context(settings, conn)
+    if conn is None:
+        return None
+    sid = redis_store.resolve(conn, keys, snapshot_id)
+    data = redis_store.get_bytes(conn, keys, sid) if sid else None
+    return None if data is None else orjson.loads(data)
+
+
+def history(
+    ticker: str | None = None,
+    days: int = 30,
+    *,
+    settings: Settings | None = None,
+    conn: redis.Redis | None = None,
+) -> list[dict[str, Any]]:
+    """Snapshots of the last ``days`` days, newest first: their metadata, or, for a
+    ``ticker``, the scans it appeared in with its rank, tier, signal and signals."""
+    settings, conn, keys = _context(settings, conn)
+    if conn is None:
+        return []
+    if ticker is None:
+        return redis_store.listing(conn, keys, days)
+    return redis_store.ticker_history(conn, keys, ticker.strip().upper(), days)
+
+
+def diff(
+    a: str, b: str = "latest", *, settings: Settings | None = None, conn: redis.Redis | None = None
+) -> dict[str, Any]:
+    """What changed from snapshot ``a`` to ``b`` (ids, ``latest`` or as-of dates): tickers
+    that entered, left or moved, and per tier (CORE, SATELLITE, WATCH) who entered or left."""
+    settings, conn, keys = _context(settings, conn)
+    if conn is None:
+        raise TechnicError("Redis is not reachable; no snapshot history to compare")
+    tables = []
+    ids = []
+    for ref in (a, b):
+        sid = redis_store.resolve(conn, keys, ref)
+        table = redis_store.members(conn, keys, sid) if sid else None
+        if table is None:
+            raise SnapshotNotFound(f"no snapshot {ref!r} in Redis (see 'technic snapshots list')")
+        tables.append(table)
+        ids.append(sid)
+    return {"from": ids[0], "to": ids[1], **redis_store.compare(*tables)}
+
+
+def pending_paths(settings: Settings | None = None) -> list[Path]:
+    """Snapshots queued in the data directory while Redis was away."""
+    return pending.entries((settings or get_settings()).snapshot_dir)

@@ -1,0 +1,216 @@
+"""Scan snapshots: the ranked table → the app's JSON document and an analyst's Parquet table.
+
+The JSON document has the app's ``ScannerBundle`` shape (../shared/app-contract.md):
+``results`` (ScanResult rows, best first), ``movers``, ``ideas``, ``log``, ``universe_size``,
+``symbols_scanned``, plus metadata: ``snapshot_id``, ``as_of``, ``generated_at``, ``timings``,
+``hygiene``, ``model``, ``regime``, ``filters``. Missing numbers are ``null``, never NaN.
+Files are written atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.features import sparkline_matrix
+
+# App field → table column (None: the app field has no source yet and is null).
+RESULT_FIELDS: dict[str, str | None] = {
+    "ticker": "ticker",
+    "signal": "Signal",
+    "rrr": "rrr",
+    "entry": "entry",
+    "stop": "stop",
+    "target": "target",
+    "note": "note",
+    "sparkline": "sparkline",
+    "ICS": "ICS",
+    "Tier": "Tier",
+    "win_prob_10d": "win_prob_10d",
+    "QualityScore": None,
+    "PlayStyle": "PlayStyle",
+    "IsUltraRisky": "IsUltraRisky",
+    "Profile": "Profile",
+    "ProfileLabel": "ProfileLabel",
+    "Sector": "Sector",
+    "Industry": "Industry",
+    "TechRating": "TechRating",
+    "AlphaScore": "AlphaScore",
+    "ATR14_pct": "atr14_pct",
+    "EventSummary": None,
+    "EventFlags": None,
+    "FundamentalSnapshot": None,
+    "merit_score": "merit_score",
+    "merit_band": "merit_band",
+    "merit_flags": "merit_flags",
+    "merit_summary": "merit_summary",
+    # extras the app ignores and analysts use
+    "rank": "rank",
+    "composite_score": "composite_score",
+    "close": "close",
+    "change_pct": "change_pct",
+    "signals": "signals",
+    "position_shares": "position_shares",
+    "dollar_volume_20d": "avg_dollar_volume_20d",
+}
+MOVERS = 5
+IDEAS = 3
+MOVER_MIN_PRICE = 1.0
+MOVER_MIN_DOLLAR_VOLUME = 1e6
+
+
+def _sparkline(values: np.ndarray) -> list[float]:
+    return [round(float(v), 4) for v in values if v == v]
+
+
+def _sparklines(column: pd.Series) -> list[list[float]]:
+    """Sparkline lists rounded to 4 decimals, without the NaN padding of short histories."""
+    matrix = sparkline_matrix(column).round(4)
+    short = np.isnan(matrix).any(axis=1)
+    rows = matrix.tolist()
+    for i in np.flatnonzero(short):
+        rows[i] = [v for v in rows[i] if v == v]
+    return rows
+
+
+def _values(column: pd.Series) -> list[Any]:
+    """A column as JSON-ready Python values: NaN and infinities become None."""
+    values = column.to_numpy()
+    if values.dtype.kind == "f":
+        out = values.astype(object)
+        out[~np.isfinite(values)] = None
+        return out.tolist()
+    return values.tolist()
+
+
+def results(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """ScanResult rows in table order."""
+    n = len(table)
+    columns: dict[str, list[Any]] = {}
+    for field, column in RESULT_FIELDS.items():
+        if column is None:
+            columns[field] = [None] * n
+        elif column == "ticker":
+            columns[field] = table.index.astype(str).tolist()
+        elif column == "sparkline":
+            columns[field] = _sparklines(table["sparkline"])
+        elif column == "change_pct":
+            columns[field] = _values((table["ret_1d"] * 100).round(2))
+        else:
+            columns[field] = _values(table[column])
+    columns["option_strategies"] = [[] for _ in range(n)]
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def movers(table: pd.DataFrame, count: int = MOVERS) -> list[dict[str, Any]]:
+    """Top gainers then top losers of the latest session among liquid names (price ≥ $1,
+    20-day average dollar volume ≥ $1M), so a bad print cannot lead the list."""
+    liquid = table[
+        (table["close"] >= MOVER_MIN_PRICE)
+        & (table["avg_dollar_volume_20d"] >= MOVER_MIN_DOLLAR_VOLUME)
+        & table["ret_1d"].notna()
+    ]
+    ranked = liquid.sort_values("ret_1d", kind="stable")
+    picks = pd.concat([ranked.iloc[::-1].head(count), ranked.head(count)])
+    picks = picks[~picks.index.duplicated()]
+    out = []
+    lines = sparkline_matrix(picks["sparkline"])
+    for (ticker, row), line in zip(picks.iterrows(), lines, strict=True):
+        up = bool(row["ret_1d"] >= 0)
+        volume = row["rel_volume"]
+        out.append(
+            {
+                "ticker": str(ticker),
+                "delta": f"{row['ret_1d'] * 100:+.2f}%",
+                "note": f"{'Up' if up else 'Down'} {abs(row['ret_1d']) * 100:.2f}%"
+                + (f" on {volume:.1f}x volume" if volume == volume else ""),
+                "isPositive": up,
+                "sparkline": _sparkline(line),
+            }
+        )
+    return out
+
+
+def ideas(table: pd.DataFrame, count: int = IDEAS) -> list[dict[str, Any]]:
+    """The best-ranked Long / Strong Long rows of tier CORE or SATELLITE, with their plan."""
+    pool = table[
+        table["Signal"].isin(["Strong Long", "Long"]) & table["Tier"].isin(["CORE", "SATELLITE"])
+    ].head(count)
+    out = []
+    lines = sparkline_matrix(pool["sparkline"])
+    for (ticker, row), line in zip(pool.iterrows(), lines, strict=True):
+        events = row["signals"]
+        theme = "Breakout" if "breakout_20d" in events or "new_52w_high" in events else "Momentum"
+        out.append(
+            {
+                "title": f"{theme}: {ticker}",
+                "ticker": str(ticker),
+                "meta": f"TechRating {row['TechRating']:.0f} · {row['Sector']} · {row['Tier']}",
+                "plan": f"Entry {row['entry']:g} · Stop {row['stop']:g} · Target "
+                f"{row['target']:g} ({row['rrr']:g}R)",
+                "sparkline": _sparkline(line),
+            }
+        )
+    return out
+
+
+def build(table: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot document: ScannerBundle fields first, then ``meta`` (which must hold
+    ``universe_size``, ``symbols_scanned``, ``as_of`` and ``timings``)."""
+    return {
+        "results": results(table),
+        "movers": movers(table),
+        "ideas": ideas(table),
+        "log": status_line(meta),
+        **meta,
+    }
+
+
+def status_line(meta: dict[str, Any]) -> str:
+    """The app's status line, e.g. 'Scanned 5,646 of 6,000 symbols as of 2026-11-20 in 0.9 s'."""
+    seconds = meta["timings"].get("total", 0.0)
+    return (
+        f"Scanned {meta['symbols_scanned']:,} of {meta['universe_size']:,} symbols as of "
+        f"{meta['as_of']} in {seconds:.1f} s"
+    )
+
+
+def to_json(document: dict[str, Any]) -> bytes:
+    """Serialize a snapshot document (NaN and infinities become null)."""
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def write(
+    document: dict[str, Any], table: pd.DataFrame, out_dir: Path, json_bytes: bytes | None = None
+) -> tuple[Path, Path]:
+    """Write ``<snapshot_id>.json`` (``json_bytes`` if already serialised) and
+    ``<snapshot_id>.parquet`` into ``out_dir``."""
+    out_dir = Path(out_dir).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = document["snapshot_id"]
+    json_path = out_dir / f"{stem}.json"
+    parquet_path = out_dir / f"{stem}.parquet"
+    _atomic_write(json_path, json_bytes if json_bytes is not None else to_json(document))
+    tmp = parquet_path.with_name(f".{parquet_path.name}.tmp")
+    arrow = pa.Table.from_pandas(table.reset_index(), preserve_index=False)
+    # Plain Arrow types only (pandas cannot rebuild its Arrow list dtypes from its metadata);
+    # the snapshot's identity travels in the schema metadata instead.
+    identity = {k: document[k] for k in ("snapshot_id", "as_of", "generated_at") if k in document}
+    arrow = arrow.replace_schema_metadata({b"technic": orjson.dumps(identity)})
+    pq.write_table(arrow, tmp)
+    os.replace(tmp, parquet_path)
+    return json_path, parquet_path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

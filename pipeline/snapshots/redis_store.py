@@ -1,0 +1,264 @@
+"""Snapshots in Redis: atomic publish, the latest pointer, history, membership and diffs.
+
+Keys, under the configurable prefix ``P`` (default ``technic:v1``)::
+
+    P:snap:<id>:json      the app's JSON document, pre-serialised (served as is)
+    P:snap:<id>:arrow     the ranked table as Arrow IPC (lz4), for analysts
+    P:snap:<id>:meta      JSON: id, as_of, created_at, model, sizes, timings, hygiene
+    P:snap:<id>:members   Arrow IPC: ticker, rank, Tier, Signal, merit_band, signals
+    P:history             sorted set of ids, scored by publish time (epoch seconds)
+    P:by_date             hash: as-of date → newest id published for it
+    P:latest              the id of the snapshot with the newest as-of date
+    P:latest_as_of        that as-of date
+
+A snapshot is written in one MULTI/EXEC transaction that also moves ``P:latest`` and drops
+snapshots older than the retention (or beyond the count limit), so a reader sees the old
+snapshot or the new one, never a part. The pointer only moves forward in as-of date, so
+publishing a backfilled past scan adds it to the history without making it the latest.
+
+Memory is bounded: full documents (JSON ≈ 6 MB and Arrow ≈ 3.5 MB for 6,000 rows) are kept for
+the newest ``snapshot_full_keep`` snapshots (default 7, ≈ 70 MB), metadata and membership
+(≈ 0.1 MB each) for ``snapshot_retention_days`` (default 30) and at most ``MAX_SNAPSHOTS``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+import redis
+
+MAX_SNAPSHOTS = 60  # at most this many snapshots are kept, whatever the retention
+MEMBER_COLUMNS = ("rank", "Tier", "Signal", "merit_band", "signals")
+META_KEYS = (
+    "snapshot_id",
+    "as_of",
+    "generated_at",
+    "universe_size",
+    "symbols_scanned",
+    "rows",
+    "trade_style",
+    "model",
+    "timings",
+    "hygiene",
+    "regime",
+    "filters",
+    "store",
+)
+# Move the latest pointer only forward in as-of date (a backfill must not become "latest");
+# run inside the publish transaction, so it is atomic with the snapshot's keys.
+_ADVANCE = """
+local current = redis.call('GET', KEYS[2])
+if (not current) or ARGV[2] >= current then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+return 1
+"""
+_cache: dict[tuple[str, str], bytes] = {}  # (prefix, id) → JSON of the latest read
+
+
+class Keys:
+    """Key names under one prefix."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.latest = f"{prefix}:latest"
+        self.latest_as_of = f"{prefix}:latest_as_of"
+        self.history = f"{prefix}:history"
+        self.by_date = f"{prefix}:by_date"
+        self.snap = f"{prefix}:snap:"
+
+    def of(self, snapshot_id: str) -> dict[str, str]:
+        base = f"{self.snap}{snapshot_id}"
+        return {part: f"{base}:{part}" for part in ("json", "arrow", "meta", "members")}
+
+
+def table_of(frame: pd.DataFrame) -> pa.Table:
+    """A ranked table (ticker index) as Arrow with plain types: no pandas metadata, which
+    pandas cannot read back for Arrow list columns."""
+    table = pa.Table.from_pandas(frame.reset_index(), preserve_index=False)
+    return table.replace_schema_metadata(None)
+
+
+def arrow_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def read_arrow(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def members_table(table: pd.DataFrame) -> pa.Table:
+    """Per ticker of a snapshot: rank, tier, signal, merit band and active signals."""
+    return table_of(table[list(MEMBER_COLUMNS)])
+
+
+def meta_of(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: document[k] for k in META_KEYS if k in document}
+
+
+def publish(
+    conn: redis.Redis,
+    keys: Keys,
+    document: dict[str, Any],
+    json_bytes: bytes,
+    table_bytes: bytes,
+    members_bytes: bytes,
+    retention_days: int,
+    full_keep: int = 7,
+) -> None:
+    """Write every part of a snapshot and move the latest pointer, in one transaction; keep
+    full documents for the newest ``full_keep`` snapshots and membership for the retention."""
+    sid = document["snapshot_id"]
+    now = time.time()
+    cutoff = now - retention_days * 86_400
+    expired = set(conn.zrangebyscore(keys.history, "-inf", f"({cutoff}"))
+    count = conn.zcard(keys.history)
+    if count + 1 > MAX_SNAPSHOTS:
+        expired |= set(conn.zrange(keys.history, 0, count - MAX_SNAPSHOTS))
+    # Older snapshots keep their metadata and membership only (history and diffs need no more).
+    slim = set(conn.zrevrange(keys.history, full_keep - 1, -1)) - expired if full_keep else set()
+    parts = keys.of(sid)
+    with conn.pipeline(transaction=True) as tx:
+        tx.set(parts["json"], json_bytes)
+        tx.set(parts["arrow"], table_bytes)
+        tx.set(parts["meta"], orjson.dumps({**meta_of(document), "published_at": now}))
+        tx.set(parts["members"], members_bytes)
+        tx.zadd(keys.history, {sid: now})
+        tx.hset(keys.by_date, document["as_of"], sid)
+        advance = conn.register_script(_ADVANCE)
+        advance(keys=[keys.latest, keys.latest_as_of], args=[sid, document["as_of"]], client=tx)
+        for old in expired:
+            old_id = old.decode()
+            if old_id == sid:
+                continue
+            tx.delete(*keys.of(old_id).values())
+            tx.zrem(keys.history, old_id)
+        for old in slim:
+            old_parts = keys.of(old.decode())
+            tx.delete(old_parts["json"], old_parts["arrow"])
+        tx.execute()
+    _prune_dates(conn, keys)
+
+
+def _prune_dates(conn: redis.Redis, keys: Keys) -> None:
+    """Drop as-of dates whose snapshot has been removed from the history."""
+    dates = conn.hgetall(keys.by_date)
+    gone = [d for d, sid in dates.items() if conn.zscore(keys.history, sid) is None]
+    if gone:
+        conn.hdel(keys.by_date, *gone)
+
+
+def latest_bytes(conn: redis.Redis, keys: Keys) -> tuple[str, bytes] | None:
+    """(id, JSON bytes) of the latest snapshot; None when there is none.
+
+    One GET of the pointer per call; the document itself is fetched once per id and kept in
+    process. Documents are immutable and outlive their time as latest (they are slimmed only
+    after ``full_keep`` newer ones), so the id and its bytes always belong together.
+    """
+    for _ in range(3):
+        pointer = conn.get(keys.latest)
+        if pointer is None:
+            return None
+        sid = pointer.decode()
+        doc = _cache.get((keys.prefix, sid))
+        if doc is None:
+            doc = conn.get(keys.of(sid)["json"])
+            if doc is None:  # superseded and slimmed between the two reads: read again
+                continue
+            _cache.clear()
+            _cache[(keys.prefix, sid)] = doc
+        return sid, doc
+    return None
+
+
+def get_bytes(conn: redis.Redis, keys: Keys, snapshot_id: str) -> bytes | None:
+    return conn.get(keys.of(snapshot_id)["json"])
+
+
+def resolve(conn: redis.Redis, keys: Keys, ref: str) -> str | None:
+    """A snapshot id from an id, ``latest``, or an as-of date (YYYY-MM-DD)."""
+    if ref == "latest":
+        value = conn.get(keys.latest)
+        return value.decode() if value else None
+    if conn.zscore(keys.history, ref) is not None:
+        return ref
+    value = conn.hget(keys.by_date, ref)
+    return value.decode() if value else None
+
+
+def listing(conn: redis.Redis, keys: Keys, days: int) -> list[dict[str, Any]]:
+    """Metadata of the snapshots published in the last ``days`` days, newest first."""
+    since = time.time() - days * 86_400
+    ids = [i.decode() for i in conn.zrevrangebyscore(keys.history, "+inf", since)]
+    metas = conn.mget([keys.of(i)["meta"] for i in ids]) if ids else []
+    return [orjson.loads(m) for m in metas if m]
+
+
+def members(conn: redis.Redis, keys: Keys, snapshot_id: str) -> pd.DataFrame | None:
+    data = conn.get(keys.of(snapshot_id)["members"])
+    if data is None:
+        return None
+    return read_arrow(data).to_pandas().set_index("ticker")
+
+
+def ticker_history(conn: redis.Redis, keys: Keys, ticker: str, days: int) -> list[dict]:
+    """Each snapshot in the window where ``ticker`` appears: date, rank, tier, signals."""
+    out = []
+    for meta in listing(conn, keys, days):
+        table = members(conn, keys, meta["snapshot_id"])
+        if table is None or ticker not in table.index:
+            continue
+        row = table.loc[ticker]
+        out.append(
+            {
+                "snapshot_id": meta["snapshot_id"],
+                "as_of": meta["as_of"],
+                "rank": int(row["rank"]),
+                "tier": row["Tier"],
+                "signal": row["Signal"],
+                "merit_band": row["merit_band"],
+                "signals": list(row["signals"]),
+            }
+        )
+    return out
+
+
+def compare(old: pd.DataFrame, new: pd.DataFrame) -> dict[str, Any]:
+    """Entered, left and moved tickers between two membership tables, and per tier."""
+    entered = sorted(set(new.index) - set(old.index))
+    left = sorted(set(old.index) - set(new.index))
+    both = new.index.intersection(old.index)
+    joined = pd.concat(
+        [
+            old.loc[both, ["rank", "Tier"]].add_suffix("_from"),
+            new.loc[both, ["rank", "Tier"]].add_suffix("_to"),
+        ],
+        axis=1,
+    )
+    moved_rank = joined["rank_from"] != joined["rank_to"]
+    changed = joined[moved_rank | (joined["Tier_from"] != joined["Tier_to"])]
+    moved = [
+        {
+            "ticker": str(t),
+            "from_rank": int(r["rank_from"]),
+            "to_rank": int(r["rank_to"]),
+            "from_tier": r["Tier_from"],
+            "to_tier": r["Tier_to"],
+        }
+        for t, r in changed.sort_values("rank_to").iterrows()
+    ]
+    tiers = {}
+    for tier in ("CORE", "SATELLITE", "WATCH"):
+        was = set(old.index[old["Tier"] == tier])
+        now = set(new.index[new["Tier"] == tier])
+        tiers[tier] = {"entered": sorted(now - was), "left": sorted(was - now)}
+    return {"entered": entered, "left": left, "moved": moved, "tiers": tiers}

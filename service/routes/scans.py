@@ -1,0 +1,125 @@
+"""Beyond the app: the latest scan with filters, sorting and paging; history and diffs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from pipeline import snapshots
+from pipeline.snapshots import SnapshotNotFound
+from service.deps import CacheDep, SettingsDep, SnapshotDep
+from service.errors import ApiError
+from service.routes.symbols import TICKER
+
+router = APIRouter(tags=["scans"])
+TICKER_PATH = Path(pattern=TICKER)
+NUMERIC = (
+    "rank", "TechRating", "composite_score", "ICS", "merit_score", "close", "change_pct",
+    "ATR14_pct", "rrr", "entry", "stop", "target", "dollar_volume_20d", "position_shares",
+)  # fmt: skip
+Signal = Literal["Strong Long", "Long", "Neutral", "Avoid", "Short"]
+Tier = Literal["CORE", "SATELLITE", "WATCH"]
+
+
+@router.get("/v1/scans/latest")
+def latest_scan(
+    snapshot: SnapshotDep,
+    sector: Annotated[list[str] | None, Query(max_length=20)] = None,
+    signal: Annotated[list[Signal] | None, Query(max_length=5)] = None,
+    tier: Annotated[list[Tier] | None, Query(max_length=3)] = None,
+    min_price: Annotated[float | None, Query(ge=0)] = None,
+    max_price: Annotated[float | None, Query(ge=0)] = None,
+    min_dollar_volume: Annotated[float | None, Query(ge=0)] = None,
+    max_dollar_volume: Annotated[float | None, Query(ge=0)] = None,
+    min_tech_rating: Annotated[float | None, Query(ge=0, le=100)] = None,
+    min_merit: Annotated[float | None, Query(ge=0, le=100)] = None,
+    sort: Annotated[str, Query(pattern=r"^-?[A-Za-z_0-9]+$")] = "rank",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> dict[str, Any]:
+    """Rows of the latest snapshot, filtered, sorted by any numeric field (``-field`` for
+    descending) and paged."""
+    rows: list[dict[str, Any]] = snapshot.document["results"]
+    if sector:
+        wanted = {s.strip().casefold() for s in sector}
+        rows = [r for r in rows if (r.get("Sector") or "").casefold() in wanted]
+    if signal:
+        rows = [r for r in rows if r.get("signal") in signal]
+    if tier:
+        rows = [r for r in rows if r.get("Tier") in tier]
+    bounds = (
+        ("close", min_price, max_price),
+        ("dollar_volume_20d", min_dollar_volume, max_dollar_volume),
+        ("TechRating", min_tech_rating, None),
+        ("merit_score", min_merit, None),
+    )
+    for field, low, high in bounds:
+        if low is not None:
+            rows = [r for r in rows if r.get(field) is not None and r[field] >= low]
+        if high is not None:
+            rows = [r for r in rows if r.get(field) is not None and r[field] <= high]
+    field = sort.lstrip("-")
+    if field not in NUMERIC:
+        raise ApiError(
+            422, "invalid_request", f"sort: not a numeric field: {field}", field="sort",
+            valid=list(NUMERIC),
+        )  # fmt: skip
+    descending = sort.startswith("-")
+    present = [r for r in rows if r.get(field) is not None]
+    present.sort(key=lambda r: r[field], reverse=descending)
+    rows = present + [r for r in rows if r.get(field) is None]
+    return {
+        "snapshot_id": snapshot.snapshot_id,
+        "as_of": snapshot.document.get("as_of"),
+        "total": len(rows),
+        "offset": offset,
+        "limit": limit,
+        "results": rows[offset : offset + limit],
+    }
+
+
+def _redis(cache: CacheDep):
+    if cache.conn is None:
+        raise ApiError(503, "redis_unavailable", "snapshot history needs Redis")
+    return cache.conn
+
+
+@router.get("/v1/scans")
+def scan_history(
+    cache: CacheDep,
+    settings: SettingsDep,
+    days: Annotated[int, Query(ge=1, le=365)] = 30,
+) -> dict[str, Any]:
+    """Published snapshots of the last ``days`` days, newest first."""
+    conn = _redis(cache)
+    return {"snapshots": snapshots.history(None, days, settings=settings, conn=conn)}
+
+
+@router.get("/v1/scans/diff")
+def scan_diff(
+    cache: CacheDep,
+    settings: SettingsDep,
+    from_: Annotated[str, Query(alias="from", pattern=r"^[A-Za-z0-9\-]{1,40}$")],
+    to: Annotated[str, Query(pattern=r"^[A-Za-z0-9\-]{1,40}$")] = "latest",
+) -> dict[str, Any]:
+    """Entered / left / moved between two snapshots (ids, as-of dates or ``latest``)."""
+    conn = _redis(cache)
+    try:
+        return snapshots.diff(from_, to, settings=settings, conn=conn)
+    except SnapshotNotFound as exc:
+        raise ApiError(404, "unknown_snapshot", str(exc)) from None
+
+
+@router.get("/v1/symbol/{ticker}/history")
+def symbol_history(
+    cache: CacheDep,
+    settings: SettingsDep,
+    ticker: Annotated[str, TICKER_PATH],
+    days: Annotated[int, Query(ge=1, le=365)] = 30,
+) -> dict[str, Any]:
+    """The scans ``ticker`` appeared in: date, rank, tier, signal and signals."""
+    conn = _redis(cache)
+    symbol = ticker.strip().upper()
+    found = snapshots.history(symbol, days, settings=settings, conn=conn)
+    return {"symbol": symbol, "history": found}
