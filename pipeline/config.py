@@ -11,10 +11,17 @@ import logging
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.errors import ConfigError
 
@@ -29,6 +36,8 @@ _UNPREFIXED = {
     "REDIS_PASSWORD",
     "REDIS_DB",
     "CACHE_TTL",
+    "POLYGON_API_KEY",
+    "POLYGON_BASE_URL",
 }  # variables the old system used, read without the prefix
 _WORKERS = re.compile(r"^\s*(\d+)\s*(?:[x×*]\s*(\d+))?\s*$")
 
@@ -73,6 +82,11 @@ class Settings(BaseSettings):
     use_ml_alpha: bool = Field(True, description="Blend the ML AlphaScore when a model exists.")
     alpha_weight: float = Field(
         0.35, ge=0.0, le=1.0, description="Weight w of AlphaScore in the composite score."
+    )
+    models_dir: Path | None = Field(
+        None,
+        description="Where 'technic train' writes alpha models and scans look for the newest "
+        "compatible one; default <data_dir>/models (TECHNIC_MODELS_DIR).",
     )
     account_size: float = Field(
         100_000.0, gt=0, description="Account size in USD for trade-plan position sizes."
@@ -120,11 +134,77 @@ class Settings(BaseSettings):
         description="Seconds a cached raw-bar bucket lives in Redis; 0 turns the cache off "
         "(CACHE_TTL).",
     )
+    polygon_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("POLYGON_API_KEY", "TECHNIC_POLYGON_API_KEY"),
+        description="Polygon.io API key for 'technic sync' (POLYGON_API_KEY); sent in a header, "
+        "never logged.",
+    )
+    polygon_base_url: str = Field(
+        "https://api.polygon.io",
+        validation_alias=AliasChoices("POLYGON_BASE_URL", "TECHNIC_POLYGON_BASE_URL"),
+        description="Polygon API root, e.g. a proxy or a local test server (POLYGON_BASE_URL).",
+    )
+    polygon_rpm: int = Field(
+        5,
+        ge=0,
+        description="Polygon requests per minute, evenly spaced; 5 fits the free plan, 0 means "
+        "no limit (TECHNIC_POLYGON_RPM).",
+    )
+    polygon_timeout: float = Field(
+        30.0, gt=0, description="Seconds one Polygon request may take before it is retried."
+    )
+    polygon_attempts: int = Field(
+        6, ge=1, description="Tries per Polygon request (429, 5xx, timeouts, bad JSON)."
+    )
+    polygon_backoff: float = Field(
+        1.0,
+        ge=0,
+        description="First retry wait in seconds; doubles per try, plus jitter, up to "
+        "TECHNIC_POLYGON_BACKOFF_MAX. A Retry-After header is always honoured.",
+    )
+    polygon_backoff_max: float = Field(
+        60.0, ge=0, description="Longest exponential-backoff wait between tries, seconds."
+    )
+    batch_size: int = Field(
+        8, ge=1, description="Provider requests in flight at once (TECHNIC_BATCH_SIZE)."
+    )
+    sync_years: int = Field(
+        2, ge=1, description="Years of history the first 'technic sync' of a store backfills."
+    )
+    sync_batch_days: int = Field(
+        20,
+        ge=1,
+        description="Trading days fetched per store write during a sync; a killed sync loses "
+        "at most this many fetched days (TECHNIC_SYNC_BATCH_DAYS).",
+    )
+    sync_types: str = Field(
+        "CS,ADRC",
+        description="Polygon ticker types a sync keeps, comma-separated (CS common stock, "
+        "ADRC ADR); tickers of other known types (warrants, units, funds...) are skipped, "
+        "the benchmark and tickers of unknown type are kept (TECHNIC_SYNC_TYPES).",
+    )
     snapshot_retention_days: int = Field(
         30, ge=1, description="Days of snapshot history (metadata, membership) kept in Redis."
     )
     snapshot_full_keep: int = Field(
         7, ge=1, description="Newest snapshots whose full documents stay in Redis."
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="Key that POST/DELETE /v1/scans need in X-API-Key; unset, the service "
+        "refuses writes (TECHNIC_API_KEY).",
+    )
+    read_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated keys; when set, every read endpoint but /health needs one "
+        "of them (or TECHNIC_API_KEY) in X-API-Key. Empty (default): reads are open, as the "
+        "app expects (TECHNIC_READ_API_KEYS).",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated origins allowed to call the API from a browser, or '*'; "
+        "empty (default): no CORS headers (TECHNIC_CORS_ORIGINS).",
     )
     use_ray: bool = Field(
         False, description="Accepted from the old system; Dask does this job now."
@@ -142,6 +222,13 @@ class Settings(BaseSettings):
         if value in {"local", "cuda", "sync"} or value.startswith("tcp://"):
             return value
         raise ValueError("must be local, cuda, sync or tcp://host:port")
+
+    @field_validator("read_api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("max_workers")
     @classmethod
@@ -171,6 +258,11 @@ class Settings(BaseSettings):
     def snapshot_dir(self) -> Path:
         """Where scans write their snapshot files."""
         return self.data_dir.expanduser() / "snapshots"
+
+    @property
+    def models_path(self) -> Path:
+        """Where alpha models live (see ``models_dir``)."""
+        return (self.models_dir or self.data_dir / "models").expanduser()
 
     @property
     def workers(self) -> tuple[int | None, int]:

@@ -358,6 +358,40 @@ def score(
     return out.iloc[order]
 
 
+# Columns score() adds to its input (besides "rank" and the "tech_" components).
+SCORE_COLUMNS = (
+    "TechRating", "AlphaScore", "composite_score", "Signal", "ICS", "Tier", "merit_score",
+    "merit_band", "merit_flags", "merit_summary", "PlayStyle", "IsUltraRisky", "Profile",
+    "ProfileLabel", "win_prob_10d", "signals", "note", "entry", "stop", "target", "rrr",
+    "position_shares",
+)  # fmt: skip
+
+
+def rescore(
+    table: pd.DataFrame,
+    *,
+    style: TradeStyle,
+    account_size: float,
+    risk_pct: float,
+    alpha_weight: float = 0.0,
+) -> pd.DataFrame:
+    """A scored table scored and ranked again for another trade style: the same inputs
+    through :func:`score`, keeping its AlphaScore and win_prob_10d."""
+    added = {"rank", *SCORE_COLUMNS}
+    inputs = table.drop(columns=[c for c in table.columns if c in added or c.startswith("tech_")])
+    alpha = table["AlphaScore"] if table["AlphaScore"].notna().any() else None
+    out = score(
+        inputs,
+        style=style,
+        account_size=account_size,
+        risk_pct=risk_pct,
+        alpha=alpha,
+        alpha_weight=alpha_weight if alpha is not None else 0.0,
+    )
+    out["win_prob_10d"] = table["win_prob_10d"].reindex(out.index)
+    return out
+
+
 SIGNAL_LABELS = {
     "new_52w_high": "new 52-week high",
     "new_52w_low": "new 52-week low",

@@ -1,7 +1,9 @@
-"""The HTTP service: ``create_app()`` builds the FastAPI app that serves finished snapshots.
+"""The HTTP service: ``create_app()`` builds the FastAPI app.
 
-The lifespan owns one Redis connection (via :mod:`pipeline.redis_conn`); requests never run a
-scan. Run it with ``uvicorn service.main:app`` (or ``technic serve``).
+It serves finished snapshots from Redis and starts scan jobs; requests never run a scan. The
+lifespan owns the Redis connections (one pool, plus an asyncio client for event streams), the
+scan jobs and the Dask client (started on the first scan job). Run it with
+``uvicorn service.main:app`` (or ``technic serve``).
 """
 
 from __future__ import annotations
@@ -9,30 +11,66 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis.asyncio
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from pipeline import redis_conn
+from pipeline.cluster import SharedClient
 from pipeline.config import Settings, get_settings
+from pipeline.jobs import ScanJobs
 from service import errors, metrics
-from service.routes import health, scan, scans, symbols
+from service.auth import ReadKey
+from service.routes import cluster, health, jobs, scan, scans, symbols
 from service.snapshot_cache import SnapshotCache
+
+DESCRIPTION = """Technic serves the latest finished stock scan in milliseconds and starts new
+scans on its Dask cluster. The app's endpoints follow its contract; writes need `X-API-Key`."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; ``settings`` default to the environment's."""
+    current = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        current = settings or get_settings()
+        conn = redis_conn.connect(current)
+        where = redis_conn.target(current)
         app.state.settings = current
-        app.state.snapshots = SnapshotCache(redis_conn.connect(current), current.redis_prefix)
-        yield
+        app.state.snapshots = SnapshotCache(conn, current.redis_prefix)
+        app.state.cluster = SharedClient(current)
+        app.state.jobs = ScanJobs(conn, current, app.state.cluster) if conn else None
+        app.state.events = (
+            redis.asyncio.Redis.from_url(
+                where.url, socket_connect_timeout=where.timeout, socket_timeout=where.timeout + 10
+            )
+            if conn is not None and where.url
+            else None
+        )
+        try:
+            yield
+        finally:
+            if app.state.jobs is not None:
+                app.state.jobs.shutdown()
+            app.state.cluster.close()
+            if app.state.events is not None:
+                await app.state.events.aclose()
 
-    app = FastAPI(title="Technic", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="Technic", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    if current.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=current.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type", "X-API-Key", "Last-Event-ID"],
+        )
     errors.install(app)
-    metrics.install(app)
-    for router in (scan.router, scans.router, symbols.router, health.router):
-        app.include_router(router)
+    metrics.install(app, dependencies=[ReadKey])
+    # /v1/scans/latest and /v1/scans/diff before the jobs' /v1/scans/{job_id}
+    for router in (scan.router, scans.router, symbols.router, cluster.router):
+        app.include_router(router, dependencies=[ReadKey])
+    app.include_router(jobs.router)
+    app.include_router(health.router)
     return app
 
 

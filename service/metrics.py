@@ -4,8 +4,9 @@ scan duration and bar-cache reads. Exposed at ``GET /metrics``."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Sequence
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response, params
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -14,11 +15,30 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.snapshot_cache import SnapshotCache
 
 
-def install(app: FastAPI) -> None:
+class _Measure:
+    """Pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware, and it leaves
+    streamed responses alone) that hands each HTTP request to ``measure``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        measure: Callable[[Scope, Receive, Send, ASGIApp], Awaitable[None]],
+    ):
+        self.app, self.measure = app, measure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+        else:
+            await self.measure(scope, receive, send, self.app)
+
+
+def install(app: FastAPI, dependencies: Sequence[params.Depends] = ()) -> None:
     """Count and time every request, and serve the registry at /metrics."""
     registry = CollectorRegistry()
     requests = Counter(
@@ -46,16 +66,26 @@ def install(app: FastAPI) -> None:
         registry=registry,
     )
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next):
+    async def measure(scope: Scope, receive: Receive, send: Send, app_: ASGIApp) -> None:
         tic = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        requests.labels(route, request.method, str(response.status_code)).inc()
-        latency.labels(route).observe(time.perf_counter() - tic)
-        return response
+        status = 500
 
-    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+        async def sent(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app_(scope, receive, sent)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            requests.labels(route, scope["method"], str(status)).inc()
+            latency.labels(route).observe(time.perf_counter() - tic)
+
+    app.add_middleware(_Measure, measure=measure)
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False, dependencies=dependencies)
     def metrics() -> Response:
         cache: SnapshotCache = app.state.snapshots
         current = cache.get()

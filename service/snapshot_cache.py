@@ -7,29 +7,58 @@ being served.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import redis
 
+from pipeline import snapshots
+from pipeline.config import TradeStyle
 from pipeline.snapshots import redis_store
 
 log = logging.getLogger(__name__)
+MEMO_SIZE = 256  # derived responses kept per snapshot
 
 
 @dataclass
 class Current:
-    """One snapshot as served: its id, JSON bytes, parsed document and lookups."""
+    """One snapshot as served: its id, JSON bytes, parsed document and lookups, plus what
+    requests derive from it (gzip bytes, other trade styles, repeated queries), each made
+    once per snapshot."""
 
     snapshot_id: str
     data: bytes
     document: dict[str, Any]
     by_ticker: dict[str, dict[str, Any]] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
+    _memo: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per key for this snapshot (the newest MEMO_SIZE kept)."""
+        with self._lock:
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]
+        value = make()
+        with self._lock:
+            self._memo[key] = value
+            while len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+        return value
+
+    def gzipped(self, style: str | None = None, data: bytes | None = None) -> bytes:
+        """The document's bytes (``data``: those of its ``style`` variant), gzip-compressed
+        once."""
+        payload = self.data if data is None else data
+        return self.memo(("gzip", style), lambda: gzip.compress(payload, 6, mtime=0))
 
 
 class SnapshotCache:
@@ -70,3 +99,18 @@ class SnapshotCache:
                     )
             current = self.current
         return current
+
+    def styled(self, current: Current, style: TradeStyle) -> tuple[dict[str, Any], bytes]:
+        """The snapshot's document and bytes for another trade style, from its ranked table
+        in Redis (scored once per snapshot and style)."""
+
+        def make() -> tuple[dict[str, Any], bytes]:
+            if self.conn is None:
+                raise LookupError("no Redis connection")
+            table = redis_store.get_table(self.conn, self.keys, current.snapshot_id)
+            if table is None:
+                raise LookupError(f"snapshot {current.snapshot_id} has no table in Redis")
+            document = snapshots.restyle(table, current.document, style)
+            return document, snapshots.to_json(document)
+
+        return current.memo(("style", style), make)

@@ -27,7 +27,7 @@ from pipeline import redis_conn
 from pipeline.config import Settings, get_settings
 from pipeline.errors import TechnicError
 from pipeline.snapshots import pending, redis_store
-from pipeline.snapshots.document import build, status_line, to_json, write
+from pipeline.snapshots.document import build, restyle, status_line, to_json, write
 
 if TYPE_CHECKING:
     from pipeline.scan import ScanResult
@@ -44,6 +44,7 @@ __all__ = [
     "pending_paths",
     "publish",
     "push",
+    "restyle",
     "status_line",
     "to_json",
     "write",
@@ -125,7 +126,7 @@ def _push(conn: redis.Redis, keys: redis_store.Keys, settings: Settings) -> tupl
         data = path.read_bytes()
         document = orjson.loads(data)
         table_bytes = path.with_suffix(".arrow").read_bytes()
-        table = redis_store.read_arrow(table_bytes).to_pandas().set_index("ticker")
+        table = redis_store.read_frame(table_bytes)
         members = redis_store.arrow_bytes(redis_store.members_table(table))
         redis_store.publish(
             conn,

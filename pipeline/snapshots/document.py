@@ -19,6 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import scoring
+from pipeline.config import TradeStyle
 from pipeline.features import sparkline_matrix
 
 # App field → table column (None: the app field has no source yet and is null).
@@ -171,6 +173,26 @@ def build(table: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
         "ideas": ideas(table),
         "log": status_line(meta),
         **meta,
+    }
+
+
+def restyle(table: pd.DataFrame, document: dict[str, Any], style: TradeStyle) -> dict[str, Any]:
+    """The snapshot ``document`` (of the ranked ``table``) as it would read for another trade
+    style: rows scored, planned and ranked for ``style``; movers and metadata unchanged."""
+    account = document.get("account") or {}
+    model = document.get("model") or {}
+    ranked = scoring.rescore(
+        table,
+        style=style,
+        account_size=account.get("account_size", 100_000.0),
+        risk_pct=account.get("risk_pct", 1.0),
+        alpha_weight=model.get("alpha_weight") or 0.0,
+    )
+    return {
+        **document,
+        "results": results(ranked),
+        "ideas": ideas(ranked),
+        "trade_style": style,
     }
 
 

@@ -96,6 +96,24 @@ def read_arrow(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
+def read_frame(data: bytes) -> pd.DataFrame:
+    """A ranked table's Arrow bytes back as the scan's pandas table (ticker index, the
+    sparkline column as an Arrow list column, as the document builders expect)."""
+    table = read_arrow(data)
+    frame = table.to_pandas().set_index("ticker")
+    if "sparkline" in table.column_names:
+        frame["sparkline"] = pd.Series(
+            pd.arrays.ArrowExtensionArray(table.column("sparkline")), index=frame.index
+        )
+    return frame
+
+
+def get_table(conn: redis.Redis, keys: Keys, snapshot_id: str) -> pd.DataFrame | None:
+    """A snapshot's ranked table, or None where it is absent (or slimmed)."""
+    data = conn.get(keys.of(snapshot_id)["arrow"])
+    return None if data is None else read_frame(data)
+
+
 def members_table(table: pd.DataFrame) -> pa.Table:
     """Per ticker of a snapshot: rank, tier, signal, merit band and active signals."""
     return table_of(table[list(MEMBER_COLUMNS)])

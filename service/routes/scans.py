@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+import orjson
+from fastapi import APIRouter, Path, Query, Response
 
 from pipeline import snapshots
 from pipeline.snapshots import SnapshotNotFound
@@ -37,46 +38,51 @@ def latest_scan(
     sort: Annotated[str, Query(pattern=r"^-?[A-Za-z_0-9]+$")] = "rank",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
-) -> dict[str, Any]:
+) -> Response:
     """Rows of the latest snapshot, filtered, sorted by any numeric field (``-field`` for
-    descending) and paged."""
-    rows: list[dict[str, Any]] = snapshot.document["results"]
-    if sector:
-        wanted = {s.strip().casefold() for s in sector}
-        rows = [r for r in rows if (r.get("Sector") or "").casefold() in wanted]
-    if signal:
-        rows = [r for r in rows if r.get("signal") in signal]
-    if tier:
-        rows = [r for r in rows if r.get("Tier") in tier]
-    bounds = (
-        ("close", min_price, max_price),
-        ("dollar_volume_20d", min_dollar_volume, max_dollar_volume),
-        ("TechRating", min_tech_rating, None),
-        ("merit_score", min_merit, None),
-    )
-    for field, low, high in bounds:
-        if low is not None:
-            rows = [r for r in rows if r.get(field) is not None and r[field] >= low]
-        if high is not None:
-            rows = [r for r in rows if r.get(field) is not None and r[field] <= high]
+    descending) and paged. Answers are computed once per snapshot and query."""
     field = sort.lstrip("-")
     if field not in NUMERIC:
         raise ApiError(
             422, "invalid_request", f"sort: not a numeric field: {field}", field="sort",
             valid=list(NUMERIC),
         )  # fmt: skip
-    descending = sort.startswith("-")
-    present = [r for r in rows if r.get(field) is not None]
-    present.sort(key=lambda r: r[field], reverse=descending)
-    rows = present + [r for r in rows if r.get(field) is None]
-    return {
-        "snapshot_id": snapshot.snapshot_id,
-        "as_of": snapshot.document.get("as_of"),
-        "total": len(rows),
-        "offset": offset,
-        "limit": limit,
-        "results": rows[offset : offset + limit],
-    }
+    bounds = (
+        ("close", min_price, max_price),
+        ("dollar_volume_20d", min_dollar_volume, max_dollar_volume),
+        ("TechRating", min_tech_rating, None),
+        ("merit_score", min_merit, None),
+    )
+    sectors = tuple(sorted({s.strip().casefold() for s in sector or ()}))
+    query = (sectors, tuple(signal or ()), tuple(tier or ()), bounds, sort, limit, offset)
+
+    def page() -> bytes:
+        rows: list[dict[str, Any]] = snapshot.document["results"]
+        if sectors:
+            rows = [r for r in rows if (r.get("Sector") or "").casefold() in sectors]
+        if signal:
+            rows = [r for r in rows if r.get("signal") in signal]
+        if tier:
+            rows = [r for r in rows if r.get("Tier") in tier]
+        for name, low, high in bounds:
+            if low is not None:
+                rows = [r for r in rows if r.get(name) is not None and r[name] >= low]
+            if high is not None:
+                rows = [r for r in rows if r.get(name) is not None and r[name] <= high]
+        present = [r for r in rows if r.get(field) is not None]
+        present.sort(key=lambda r: r[field], reverse=sort.startswith("-"))
+        rows = present + [r for r in rows if r.get(field) is None]
+        body = {
+            "snapshot_id": snapshot.snapshot_id,
+            "as_of": snapshot.document.get("as_of"),
+            "total": len(rows),
+            "offset": offset,
+            "limit": limit,
+            "results": rows[offset : offset + limit],
+        }
+        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    return Response(snapshot.memo(("latest", query), page), media_type="application/json")
 
 
 def _redis(cache: CacheDep):

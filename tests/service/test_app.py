@@ -4,19 +4,17 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from pipeline import snapshots
 from pipeline.config import Settings
 from pipeline.scan import run_scan
-from service.main import create_app
+from tests.service.server import serve
 
 RESULT_TYPES = {
     "ticker": str, "signal": str, "rrr": (int, float, str), "entry": (int, float),
@@ -28,22 +26,6 @@ RESULT_TYPES = {
 }  # fmt: skip
 NULLABLE = ("win_prob_10d", "QualityScore", "AlphaScore", "EventSummary", "EventFlags",
             "FundamentalSnapshot")  # fmt: skip
-
-
-def serve(settings: Settings):
-    """A real uvicorn server in a thread on a free loopback port; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="error")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    return server, thread, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +57,38 @@ def test_default_scan_returns_the_published_bytes(api, published) -> None:
     assert response.status_code == 200
     assert response.content == published[1].to_json()
     assert response.headers["content-type"].startswith("application/json")
+
+
+def test_whole_documents_go_out_gzipped_when_the_client_takes_it(api, published) -> None:
+    plain = api.post("/v1/scan", json={}, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    zipped = api.post("/v1/scan", json={}, headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["vary"] == "Accept-Encoding"
+    assert int(zipped.headers["content-length"]) < len(plain.content) / 3
+    assert zipped.content == plain.content == published[1].to_json()  # httpx decompresses
+
+
+def test_trade_style_ranks_and_plans_for_that_horizon(api, published, demo_store) -> None:
+    """Another style's answer equals what a scan run in that style publishes."""
+    settings, result = published
+    own = result.snapshot["trade_style"]
+    assert api.post("/v1/scan", json={"trade_style": own}).content == result.to_json()
+    fresh = run_scan(demo_store, settings=settings, trade_style="Day trading").snapshot
+    for name in ("Day trading", "day TRADING "):
+        body = api.post("/v1/scan", json={"trade_style": name}).json()
+        assert body["trade_style"] == "Day trading"
+        assert body["results"] == fresh["results"]
+        assert body["ideas"] == fresh["ideas"]
+        assert {row["rrr"] for row in body["results"]} == {1.5}
+    assert [r["ticker"] for r in fresh["results"]] != [
+        r["ticker"] for r in result.snapshot["results"]
+    ]
+    top = api.post("/v1/scan", json={"trade_style": "Day trading", "max_symbols": 5}).json()
+    assert top["results"] == fresh["results"][:5]
+    bad = api.post("/v1/scan", json={"trade_style": "Scalping"})
+    assert bad.status_code == 422
+    assert bad.json()["field"] == "trade_style" and "Day trading" in bad.json()["valid"]
 
 
 def test_scan_rows_have_every_contract_field(api) -> None:

@@ -1,0 +1,16 @@
+"""GET /v1/cluster: where this process runs its scans, its workers and the dashboard link."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/v1/cluster")
+def cluster(request: Request) -> dict[str, Any]:
+    """The cluster setting, whether this process has started its client (on its first scan
+    job), the workers (address, threads, memory limit) and the Dask dashboard link."""
+    return request.app.state.cluster.info()
