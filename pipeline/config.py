@@ -190,6 +190,13 @@ class Settings(BaseSettings):
     snapshot_full_keep: int = Field(
         7, ge=1, description="Newest snapshots whose full documents stay in Redis."
     )
+    snapshot_poll_interval: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds the service keeps answering from its in-process snapshot before "
+        "asking Redis whether a newer one was published; 0 asks on every request "
+        "(TECHNIC_SNAPSHOT_POLL_INTERVAL).",
+    )
     api_key: SecretStr | None = Field(
         None,
         description="Key that POST/DELETE /v1/scans need in X-API-Key; unset, the service "

@@ -24,7 +24,9 @@ def _matches(given: str, keys: list[SecretStr]) -> bool:
     return found
 
 
-def require_write_key(request: Request, key: Annotated[str | None, Security(API_KEY)]) -> None:
+async def require_write_key(
+    request: Request, key: Annotated[str | None, Security(API_KEY)]
+) -> None:
     """Writes: the request's key must equal TECHNIC_API_KEY; with none set, writes are off."""
     expected = request.app.state.settings.api_key
     if expected is None or not expected.get_secret_value():
@@ -35,7 +37,7 @@ def require_write_key(request: Request, key: Annotated[str | None, Security(API_
         raise ApiError(401, "unauthorized", "missing or wrong X-API-Key")
 
 
-def require_read_key(request: Request, key: Annotated[str | None, Security(API_KEY)]) -> None:
+async def require_read_key(request: Request, key: Annotated[str | None, Security(API_KEY)]) -> None:
     """Reads: open unless TECHNIC_READ_API_KEYS is set; then one of those keys (or the write
     key) is needed."""
     settings = request.app.state.settings

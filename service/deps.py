@@ -19,8 +19,8 @@ def _cache(request: Request) -> SnapshotCache:
     return request.app.state.snapshots
 
 
-def _snapshot(request: Request) -> Current:
-    current = request.app.state.snapshots.get()
+async def _snapshot(request: Request) -> Current:
+    current = await request.app.state.snapshots.latest()
     if current is None:
         raise no_snapshot()
     return current

@@ -37,7 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         conn = redis_conn.connect(current)
         where = redis_conn.target(current)
         app.state.settings = current
-        app.state.snapshots = SnapshotCache(conn, current.redis_prefix)
+        app.state.snapshots = SnapshotCache(
+            conn, current.redis_prefix, current.snapshot_poll_interval
+        )
         app.state.cluster = SharedClient(current)
         app.state.jobs = ScanJobs(conn, current, app.state.cluster) if conn else None
         app.state.events = (

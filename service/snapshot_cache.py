@@ -1,13 +1,13 @@
 """The latest snapshot, held in process: bytes as published, parsed once per snapshot id.
 
-Every request asks Redis only for the latest pointer (one GET, ~0.1 ms); the document is
-fetched and parsed when the pointer moves. If Redis goes away, the last good snapshot keeps
-being served.
+Requests are answered from memory; at most every ``snapshot_poll_interval`` seconds one of
+them asks Redis for the latest pointer (one GET, in a worker thread), and the document is
+fetched and parsed when the pointer has moved. If Redis goes away, the last good snapshot
+keeps being served.
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
 import threading
 import time
@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.to_thread
 import orjson
 import redis
 
@@ -24,52 +25,79 @@ from pipeline.config import TradeStyle
 from pipeline.snapshots import redis_store
 
 log = logging.getLogger(__name__)
-MEMO_SIZE = 256  # derived responses kept per snapshot
+MEMO_BYTES = 256 * 2**20  # answers derived from one snapshot kept in memory, roughly
 
 
 @dataclass
 class Current:
-    """One snapshot as served: its id, JSON bytes, parsed document and lookups, plus what
-    requests derive from it (gzip bytes, other trade styles, repeated queries), each made
-    once per snapshot."""
+    """One snapshot as served: its id, JSON bytes, parsed document and lookups, plus the
+    answers requests derive from it (gzip bytes, other trade styles, repeated queries), each
+    made once per snapshot."""
 
     snapshot_id: str
     data: bytes
     document: dict[str, Any]
     by_ticker: dict[str, dict[str, Any]] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
-    _memo: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict, repr=False)
+    _memo: OrderedDict[Hashable, tuple[Any, int]] = field(default_factory=OrderedDict, repr=False)
+    _memo_bytes: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
-        """``make()``, computed once per key for this snapshot (the newest MEMO_SIZE kept)."""
+    async def amemo(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """:meth:`memo` for async routes: a hit costs a dict lookup, a miss runs ``make`` in a
+        worker thread, off the event loop."""
         with self._lock:
             if key in self._memo:
                 self._memo.move_to_end(key)
-                return self._memo[key]
-        value = make()
+                return self._memo[key][0]
+        return await anyio.to_thread.run_sync(self.memo, key, make)
+
+    def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per key for this snapshot; the least recently used
+        answers go once they hold more than MEMO_BYTES."""
         with self._lock:
-            self._memo[key] = value
-            while len(self._memo) > MEMO_SIZE:
-                self._memo.popitem(last=False)
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key][0]
+        value = make()
+        size = _footprint(value)
+        with self._lock:
+            if key not in self._memo:
+                self._memo[key] = (value, size)
+                self._memo_bytes += size
+            while self._memo_bytes > MEMO_BYTES and len(self._memo) > 1:
+                self._memo_bytes -= self._memo.popitem(last=False)[1][1]
         return value
 
-    def gzipped(self, style: str | None = None, data: bytes | None = None) -> bytes:
-        """The document's bytes (``data``: those of its ``style`` variant), gzip-compressed
-        once."""
-        payload = self.data if data is None else data
-        return self.memo(("gzip", style), lambda: gzip.compress(payload, 6, mtime=0))
+
+def _footprint(value: Any) -> int:
+    """Rough memory of a memoised answer: bytes as they are; a parsed document (with its
+    bytes) at ~8x its JSON size."""
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], bytes):
+        return 9 * len(value[1])
+    return 1024
 
 
 class SnapshotCache:
     """Serves the latest snapshot from Redis, keeping the last good one in process."""
 
-    def __init__(self, conn: redis.Redis | None, prefix: str):
+    def __init__(self, conn: redis.Redis | None, prefix: str, poll_interval: float = 0.0):
         self.conn = conn
         self.keys = redis_store.Keys(prefix)
         self.current: Current | None = None
         self.redis_ok = conn is not None
+        self.poll_interval = poll_interval
+        self.checked = -float("inf")  # monotonic time of the last pointer GET
         self._lock = threading.Lock()
+
+    async def latest(self) -> Current | None:
+        """:meth:`get`, asking Redis at most every ``poll_interval`` seconds (while there is
+        a snapshot to serve meanwhile)."""
+        if self.current is not None and time.monotonic() - self.checked < self.poll_interval:
+            return self.current
+        return await anyio.to_thread.run_sync(self.get)
 
     def get(self) -> Current | None:
         """The latest snapshot, or the last good one while Redis is unreachable."""
@@ -77,6 +105,7 @@ class SnapshotCache:
             return self.current
         try:
             found = redis_store.latest_bytes(self.conn, self.keys)
+            self.checked = time.monotonic()
             self.redis_ok = True
         except redis.RedisError as exc:
             if self.redis_ok:

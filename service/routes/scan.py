@@ -1,18 +1,24 @@
-"""POST /v1/scan: the scanner screen, answered from the latest finished snapshot."""
+"""POST /v1/scan: the scanner screen, answered from the latest finished snapshot.
+
+Answers are built once per snapshot and distinct body (the app sends a handful of presets)
+and then served from memory; the default body gets the published bytes themselves.
+"""
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from pipeline.errors import UnknownSectorError
 from pipeline.scan import match_sectors
 from pipeline.scoring import STYLES
 from service.deps import CacheDep, SnapshotDep
-from service.errors import ApiError, json_response
+from service.errors import ApiError
 from service.schemas import ScanRequest
-from service.snapshot_cache import Current
+from service.snapshot_cache import Current, SnapshotCache
 
 router = APIRouter(tags=["app"])
 
@@ -35,35 +41,18 @@ def _style(requested: str | None, published: str | None) -> str | None:
     return None if style == published else style
 
 
-def _whole(request: Request, snapshot: Current, style: str | None, data: bytes) -> Response:
-    """A whole pre-serialised document, gzip-compressed (once per snapshot and style) when
-    the client accepts it."""
-    headers = {"Vary": "Accept-Encoding"}
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        headers["Content-Encoding"] = "gzip"
-        data = snapshot.gzipped(style, data)
-    return Response(data, media_type="application/json", headers=headers)
+def _styled(cache: SnapshotCache, snapshot: Current, style: str | None) -> tuple[dict, bytes]:
+    if style is None:
+        return snapshot.document, snapshot.data
+    try:
+        return cache.styled(snapshot, style)
+    except LookupError:
+        raise ApiError(
+            503, "style_unavailable", "the latest snapshot cannot be re-ranked right now"
+        ) from None
 
 
-@router.post("/v1/scan")
-def scan(
-    request: Request, snapshot: SnapshotDep, cache: CacheDep, body: ScanRequest | None = None
-) -> Response:
-    """Filter the latest snapshot (sectors, min TechRating, max rows) and rank it for the
-    trade style; never runs a scan."""
-    body = body or ScanRequest()
-    document = snapshot.document
-    style = _style(body.trade_style, document.get("trade_style"))
-    data = snapshot.data
-    if style is not None:
-        try:
-            document, data = cache.styled(snapshot, style)
-        except LookupError:
-            raise ApiError(
-                503, "style_unavailable", "the latest snapshot cannot be re-ranked right now"
-            ) from None
-    if body.is_default():
-        return _whole(request, snapshot, style, data)
+def _filtered(document: dict[str, Any], body: ScanRequest) -> bytes:
     rows: list[dict[str, Any]] = document["results"]
     if body.sectors:
         try:
@@ -75,5 +64,35 @@ def scan(
         rows = [r for r in rows if r.get("Sector") in wanted]
     if body.min_tech_rating > 0:
         rows = [r for r in rows if (r.get("TechRating") or 0) >= body.min_tech_rating]
-    rows = rows[: body.max_symbols]
-    return json_response({**document, "results": rows, "options_mode": body.options_mode})
+    answer = {**document, "results": rows[: body.max_symbols], "options_mode": body.options_mode}
+    return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+@router.post("/v1/scan")
+async def scan(
+    request: Request, snapshot: SnapshotDep, cache: CacheDep, body: ScanRequest | None = None
+) -> Response:
+    """Filter the latest snapshot (sectors, min TechRating, max rows) and rank it for the
+    trade style; never runs a scan. Whole documents go out gzip-compressed to clients that
+    accept it, with an ETag (a client holding the latest snapshot gets a 304)."""
+    body = body or ScanRequest()
+    style = _style(body.trade_style, snapshot.document.get("trade_style"))
+    if body.is_default():
+        zipped = "gzip" in request.headers.get("accept-encoding", "")
+
+        def whole() -> bytes:
+            data = _styled(cache, snapshot, style)[1]
+            return gzip.compress(data, 6, mtime=0) if zipped else data
+
+        # snapshots are immutable: the id (and style) is a strong validator
+        etag = f'"{snapshot.snapshot_id}{"-" + style if style else ""}"'
+        headers = {"Vary": "Accept-Encoding", "ETag": etag, "Cache-Control": "no-cache"}
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        if zipped:
+            headers["Content-Encoding"] = "gzip"
+        data = await snapshot.amemo(("whole", style, zipped), whole)
+        return Response(data, media_type="application/json", headers=headers)
+    key = ("scan", style, body.model_dump_json(exclude={"trade_style", "lookback_days"}))
+    data = await snapshot.amemo(key, lambda: _filtered(_styled(cache, snapshot, style)[0], body))
+    return Response(data, media_type="application/json")

@@ -24,7 +24,7 @@ Tier = Literal["CORE", "SATELLITE", "WATCH"]
 
 
 @router.get("/v1/scans/latest")
-def latest_scan(
+async def latest_scan(
     snapshot: SnapshotDep,
     sector: Annotated[list[str] | None, Query(max_length=20)] = None,
     signal: Annotated[list[Signal] | None, Query(max_length=5)] = None,
@@ -82,7 +82,7 @@ def latest_scan(
         }
         return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 
-    return Response(snapshot.memo(("latest", query), page), media_type="application/json")
+    return Response(await snapshot.amemo(("latest", query), page), media_type="application/json")
 
 
 def _redis(cache: CacheDep):

@@ -67,6 +67,14 @@ def test_whole_documents_go_out_gzipped_when_the_client_takes_it(api, published)
     assert zipped.headers["vary"] == "Accept-Encoding"
     assert int(zipped.headers["content-length"]) < len(plain.content) / 3
     assert zipped.content == plain.content == published[1].to_json()  # httpx decompresses
+    etag = plain.headers["etag"]
+    assert etag == f'"{published[1].snapshot["snapshot_id"]}"'
+    again = api.post("/v1/scan", json={}, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    styled = api.post(
+        "/v1/scan", json={"trade_style": "Day trading"}, headers={"If-None-Match": etag}
+    )
+    assert styled.status_code == 200 and styled.headers["etag"] != etag
 
 
 def test_trade_style_ranks_and_plans_for_that_horizon(api, published, demo_store) -> None:
