@@ -235,6 +235,14 @@ def scan(
     publish: Annotated[
         bool, typer.Option("--publish", help="Publish the snapshot to Redis (queued if down).")
     ] = False,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            "--profile",
+            help="Write a Dask performance report of the scan (HTML: task stream, worker "
+            "profiles, bandwidth) to this file.",
+        ),
+    ] = None,
 ) -> None:
     """Scan the store, print the top rows and write the snapshot (JSON + Parquet)."""
     from pipeline.cluster import client_session, describe
@@ -258,9 +266,14 @@ def scan(
         trade_style=trade_style,
         settings=settings,
     )
+    if profile is not None and settings.effective_cluster == "sync":
+        raise typer.BadParameter(
+            "a performance report needs a Dask cluster; TECHNIC_CLUSTER is sync",
+            param_hint="--profile",
+        )
     with client_session(settings) as client:
         err.print(f"[bold]Cluster:[/] {describe(client)}", soft_wrap=True)
-        with _progress() as bar:
+        with _profiled(profile), _progress() as bar:
             tasks = {s: bar.add_task(s.replace("_", " "), total=None) for s in STAGES}
 
             def report(stage: str, done: int, total: int) -> None:
@@ -268,6 +281,8 @@ def scan(
 
             result = execute(request, client=client, settings=settings, progress=report)
     json_path, parquet_path = result.write(out_dir or settings.snapshot_dir)
+    if profile is not None:
+        err.print(f"Performance report: {profile} (open it in a browser)", soft_wrap=True)
     if json_output:
         sys.stdout.buffer.write(result.to_json() + b"\n")
         sys.stdout.flush()
@@ -282,6 +297,18 @@ def scan(
         if done.published:
             extra = f" (and {len(done.pushed)} queued)" if done.pushed else ""
             err.print(f"Published {done.snapshot_id} to Redis{extra}", soft_wrap=True)
+
+
+def _profiled(path: Path | None):
+    """A Dask performance report around the scan when ``path`` is given."""
+    import contextlib
+
+    if path is None:
+        return contextlib.nullcontext()
+    from distributed import performance_report
+
+    path.expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return performance_report(filename=str(path.expanduser()))
 
 
 def _progress() -> Progress:

@@ -48,9 +48,10 @@ def start_client(settings: Settings | None = None) -> Client | None:
         client.run(warm_up)
         return client
     if mode == "cuda":
-        log.warning(
-            "TECHNIC_CLUSTER=cuda is not available in this build; running on the local CPU cluster"
-        )
+        found, reason = gpu_status()
+        if found:
+            return _cuda_client(settings)
+        _say_once(f"TECHNIC_CLUSTER=cuda: {reason}; running on the local CPU cluster instead")
     workers, threads = settings.workers
     with dask.config.set(WORKER_MALLOC):
         cluster = LocalCluster(
@@ -60,6 +61,66 @@ def start_client(settings: Settings | None = None) -> Client | None:
             dashboard_address=settings.dashboard_address,
             silence_logs=logging.ERROR,
         )
+    client = Client(cluster)
+    client.run(warm_up)
+    return client
+
+
+_said: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    if message not in _said:
+        _said.add(message)
+        log.warning(message)
+
+
+def gpu_status() -> tuple[bool, str]:
+    """Whether this machine can run the cuda cluster: (True, device names) or (False, why
+    not: no dask-cuda, no CuPy, no CUDA device)."""
+    for module in ("dask_cuda", "cupy"):
+        try:
+            __import__(module)
+        except ImportError:
+            return False, f"{module.replace('_', '-')} is not installed"
+        except Exception as exc:  # a broken CUDA install raises on import
+            return False, f"{module} cannot load ({type(exc).__name__}: {exc})"
+    import cupy
+
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError without a driver or device
+        return False, f"no usable CUDA device ({exc})"
+    if count == 0:
+        return False, "no CUDA device"
+    names = []
+    for index in range(count):
+        name = cupy.cuda.runtime.getDeviceProperties(index)["name"]
+        names.append(name.decode() if isinstance(name, bytes) else str(name))
+    return True, ", ".join(names)
+
+
+def _importable(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _cuda_client(settings: Settings) -> Client:
+    """A dask-cuda LocalCUDACluster: one worker per GPU, an RMM pool, cuDF spilling where
+    cuDF is installed."""
+    from dask_cuda import LocalCUDACluster
+
+    options: dict[str, object] = {}
+    if _importable("cudf"):
+        options["enable_cudf_spill"] = True
+    if _importable("rmm") and settings.gpu_pool > 0:
+        options["rmm_pool_size"] = settings.gpu_pool
+    cluster = LocalCUDACluster(
+        dashboard_address=settings.dashboard_address, silence_logs=logging.ERROR, **options
+    )
     client = Client(cluster)
     client.run(warm_up)
     return client

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
         ":8787", description="Dask dashboard bind address; ':0' picks a free port."
     )
     use_gpu: bool = Field(False, description="Select the cuda cluster (TECHNIC_USE_GPU).")
+    gpu_pool: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="Fraction of each GPU's memory the cuda cluster reserves as an RMM pool "
+        "at start (with the rmm package installed); 0 allocates on demand (TECHNIC_GPU_POOL).",
+    )
     benchmark: str = Field("SPY", description="Benchmark ticker for relative strength and regime.")
     min_history: int = Field(
         60, ge=2, description="Clean bars a ticker needs to be scored (TECHNIC_MIN_HISTORY)."

@@ -59,6 +59,16 @@ def demo_store(tmp_path_factory, demo_universe) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def many_partitions(tmp_path_factory) -> Path:
+    """A store split into ~60 partitions (1,200 tickers × 400 days), so a scan reports many
+    progress steps and lasts long enough to be watched, cancelled or disturbed."""
+    universe = generate_universe(1200, 400, seed=5)
+    path = tmp_path_factory.mktemp("partitions") / "store"
+    BarStore(path).write(universe.bars, universe.universe, rows_per_file=8_000)
+    return path
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     """Settings for a test: data in ``tmp_path``, a free dashboard port, two workers."""

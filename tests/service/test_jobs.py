@@ -13,22 +13,10 @@ import orjson
 import pytest
 
 from pipeline.config import Settings
-from pipeline.sources.synthetic import generate_universe
-from pipeline.store import BarStore
 from tests.service.server import running
 
 KEY = "test-write-key-7f3a"
 READ_KEY = "reader-key-19c2"
-
-
-@pytest.fixture(scope="module")
-def many_partitions(tmp_path_factory) -> Path:
-    """A store split into ~60 partitions, so a scan reports many progress steps and lasts
-    long enough to be watched and cancelled."""
-    universe = generate_universe(1200, 400, seed=5)
-    path = tmp_path_factory.mktemp("jobs") / "store"
-    BarStore(path).write(universe.bars, universe.universe, rows_per_file=8_000)
-    return path
 
 
 def job_settings(tmp_path: Path, store: Path, redis_server, dask_client, **extra) -> Settings:
