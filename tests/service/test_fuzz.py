@@ -46,7 +46,7 @@ def test_no_input_makes_a_server_error(redis_server, demo_store, dask_client, tm
                 "--phases", "examples,coverage,fuzzing",
                 "--report", "ndjson", "--report-ndjson-path", str(events),
             ],
-            capture_output=True, text=True, timeout=600, check=False,
+            capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
         )  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     statuses = [
