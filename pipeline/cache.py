@@ -260,14 +260,7 @@ class BarCache:
 
     def get(self, key: str) -> pd.DataFrame | None:
         """The cached frame under ``key``, or None (a miss, Redis trouble, a bad value)."""
-        conn = self._client()
-        if conn is None:
-            return None
-        try:
-            value = conn.get(key)
-        except (redis.RedisError, OSError) as exc:
-            self._failed("get", exc)
-            return None
+        value = self.get_bytes(key)
         if value is None:
             return None
         try:
@@ -301,6 +294,29 @@ class BarCache:
                 len(value),
                 MAX_VALUE_BYTES,
             )
+            return False
+        try:
+            conn.set(key, value, ex=self.ttl)
+        except (redis.RedisError, OSError) as exc:
+            self._failed("put", exc)
+            return False
+        return True
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """The raw value under ``key`` (e.g. a provider's JSON), or None on a miss or trouble."""
+        conn = self._client()
+        if conn is None:
+            return None
+        try:
+            return conn.get(key)
+        except (redis.RedisError, OSError) as exc:
+            self._failed("get", exc)
+            return None
+
+    def put_bytes(self, key: str, value: bytes) -> bool:
+        """Keep ``value`` under ``key`` for ``ttl`` seconds; False when it was not kept."""
+        conn = self._client()
+        if conn is None or len(value) > MAX_VALUE_BYTES:
             return False
         try:
             conn.set(key, value, ex=self.ttl)

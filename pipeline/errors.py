@@ -9,7 +9,11 @@ HTTP layer maps them to 4xx JSON.
      ├── StoreError           the bar store is missing, empty or unreadable
      ├── DataError            an input file is malformed (missing columns, unparsable values)
      ├── UnknownTickerError   a requested ticker is not in the store
-     └── UnknownSectorError   a sector filter names no sector of the universe
+     ├── UnknownSectorError   a sector filter names no sector of the universe
+     ├── ModelError           an ML model artifact is missing, damaged or built for other
+     │                        features than this code
+     └── ProviderError        a market-data provider failed (after its retries)
+          └── ProviderAuthError   the provider refused the API key (HTTP 401/403)
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ class StoreError(TechnicError):
 
 class DataError(TechnicError, ValueError):
     """An input file is malformed."""
+
+
+class ModelError(TechnicError):
+    """An ML model artifact is missing, damaged or incompatible with this code."""
 
 
 def _preview(names: Iterable[str], limit: int = 12) -> str:
@@ -59,3 +67,11 @@ class UnknownSectorError(TechnicError, ValueError):
         super().__init__(
             f"unknown sector(s): {', '.join(self.unknown)}; valid sectors: {', '.join(self.valid)}"
         )
+
+
+class ProviderError(TechnicError):
+    """A market-data provider failed, after its retries; the message never holds the key."""
+
+
+class ProviderAuthError(ProviderError):
+    """The provider refused the API key (HTTP 401 or 403)."""

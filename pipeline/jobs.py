@@ -120,6 +120,7 @@ class _Tracker:
             total=total,
             progress=round(fraction, 4),
             eta=eta(now - self.scan_started, fraction),
+            elapsed=_elapsed(self.state),
         )
         if changed or done >= total or now - self.last_write >= self.jobs.min_interval:
             self.last_write = now
@@ -207,7 +208,7 @@ class ScanJobs:
                     error="the process running this scan stopped before it finished",
                 )
             else:
-                state["elapsed"] = round(time.time() - _epoch(state["created_at"]), 3)
+                state["elapsed"] = _elapsed(state)
         return state
 
     def cancel(self, job_id: str) -> dict[str, Any] | None:
@@ -245,7 +246,6 @@ class ScanJobs:
         job_id = state["id"]
         stop = threading.Event()
         threading.Thread(target=self._heartbeat, args=(job_id, stop), daemon=True).start()
-        started = time.monotonic()
         try:
             state.update(status="running", stage="starting")
             self.write(state)
@@ -255,7 +255,7 @@ class ScanJobs:
             result = execute(
                 request, client=client, settings=self.settings, progress=_Tracker(self, state)
             )
-            state.update(stage="publish", progress=1.0, eta=0.0)
+            state.update(stage="publish", progress=1.0, eta=0.0, elapsed=_elapsed(state))
             self.write(state)
             published = snapshots.publish(result, settings=self.settings, conn=self.conn)
             if result.timings.get("total"):
@@ -277,7 +277,7 @@ class ScanJobs:
             state.update(status="failed", error="internal error (see the service log)")
         finally:
             stop.set()
-            state.update(finished_at=_now(), elapsed=round(time.monotonic() - started, 3), eta=None)
+            state.update(finished_at=_now(), elapsed=_elapsed(state), eta=None)
             try:
                 self.write(state)
             finally:
@@ -294,5 +294,6 @@ class ScanJobs:
                 log.warning("scan job %s: could not renew its lease (%s)", job_id, exc)
 
 
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
+def _elapsed(state: dict[str, Any]) -> float:
+    """Seconds since the job was created."""
+    return round(time.time() - datetime.fromisoformat(state["created_at"]).timestamp(), 3)

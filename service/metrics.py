@@ -17,6 +17,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.routes.health import snapshot_age
 from service.snapshot_cache import SnapshotCache
 
 
@@ -54,7 +55,11 @@ def install(app: FastAPI, dependencies: Sequence[params.Depends] = ()) -> None:
         buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
         registry=registry,
     )
-    age = Gauge("technic_snapshot_age_seconds", "Age of the served snapshot.", registry=registry)
+    age = Gauge(
+        "technic_snapshot_age_seconds",
+        "Seconds since the served snapshot was generated.",
+        registry=registry,
+    )
     scan = Gauge(
         "technic_scan_seconds", "Stage durations of the served snapshot's scan.", ["stage"],
         registry=registry,
@@ -90,7 +95,8 @@ def install(app: FastAPI, dependencies: Sequence[params.Depends] = ()) -> None:
         cache: SnapshotCache = app.state.snapshots
         current = cache.get()
         if current is not None:
-            age.set(time.time() - current.loaded_at)
+            generated = snapshot_age(current)
+            age.set(generated if generated is not None else float("nan"))
             for stage, seconds in (current.document.get("timings") or {}).items():
                 scan.labels(stage).set(seconds)
             bars = (current.document.get("cache") or {}).get("bars") or {}

@@ -1,8 +1,9 @@
-"""GET /health: 200 while a snapshot can be served, with what is and is not available."""
+"""GET /health (is this process able to work?) and GET /health/ready (can it answer the app
+now?), with what is and is not available."""
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -10,27 +11,59 @@ from fastapi import APIRouter, Response
 from pipeline.store import MANIFEST
 from service.deps import CacheDep, SettingsDep
 from service.errors import json_response
+from service.snapshot_cache import Current
 
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/health")
-def health(cache: CacheDep, settings: SettingsDep) -> Response:
-    """Redis, bar store and latest snapshot status; 503 only when nothing can be served."""
+def snapshot_age(current: Current) -> float | None:
+    """Seconds since the served snapshot was generated (None if it does not say)."""
+    stamp = current.document.get("generated_at")
+    try:
+        generated = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return None
+    if generated.tzinfo is None:
+        generated = generated.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - generated).total_seconds()
+
+
+def _status(cache: CacheDep, settings: SettingsDep) -> tuple[dict[str, Any], Current | None]:
     current = cache.get()
+    if current is not None:
+        status = "ok" if cache.redis_ok else "degraded"
+    else:
+        status = "no_snapshot" if cache.redis_ok else "unavailable"
     body: dict[str, Any] = {
-        "status": "ok" if current else "no_snapshot",
+        "status": status,
         "redis": cache.redis_ok,
         "store": (settings.store_path / MANIFEST).is_file(),
         "snapshot": None,
     }
     if current is not None:
         doc = current.document
+        age = snapshot_age(current)
         body["snapshot"] = {
             "id": current.snapshot_id,
             "as_of": doc.get("as_of"),
             "generated_at": doc.get("generated_at"),
-            "age_seconds": round(time.time() - current.loaded_at, 1),
+            "age_seconds": None if age is None else round(age, 1),
             "symbols_scanned": doc.get("symbols_scanned"),
         }
-    return json_response(body, status_code=200 if current else 503)
+    return body, current
+
+
+@router.get("/health")
+def health(cache: CacheDep, settings: SettingsDep) -> Response:
+    """Liveness, for deploy checks: 200 while the process can work (with a snapshot, or
+    before the first one is published: ``status`` says which); 503 only when Redis is
+    unreachable and there is no snapshot to fall back on."""
+    body, _ = _status(cache, settings)
+    return json_response(body, status_code=503 if body["status"] == "unavailable" else 200)
+
+
+@router.get("/health/ready")
+def ready(cache: CacheDep, settings: SettingsDep) -> Response:
+    """Readiness: 200 once a snapshot can be served, 503 (saying a scan is needed) before."""
+    body, current = _status(cache, settings)
+    return json_response(body, status_code=200 if current is not None else 503)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -183,9 +184,15 @@ def test_symbol_detail_with_history(api, published) -> None:
 
 
 def test_health_reports_the_snapshot(api, published) -> None:
-    body = api.get("/health").json()
-    assert body["status"] == "ok" and body["redis"] is True and body["store"] is True
-    assert body["snapshot"]["id"] == published[1].snapshot["snapshot_id"]
+    for path in ("/health", "/health/ready"):
+        response = api.get(path)
+        body = response.json()
+        assert response.status_code == 200
+        assert body["status"] == "ok" and body["redis"] is True and body["store"] is True
+        assert body["snapshot"]["id"] == published[1].snapshot["snapshot_id"]
+    generated = datetime.fromisoformat(published[1].snapshot["generated_at"])
+    age = body["snapshot"]["age_seconds"]
+    assert abs(age - (datetime.now(UTC) - generated).total_seconds()) < 5
 
 
 def test_before_any_snapshot_reads_are_a_503_saying_a_scan_is_needed(
@@ -204,9 +211,11 @@ def test_before_any_snapshot_reads_are_a_503_saying_a_scan_is_needed(
                 client.post("/v1/scan", json={}),
                 client.get("/v1/universe_stats"),
                 client.get("/v1/symbol", params={"symbol": "AAPL"}),
-                client.get("/health"),
+                client.get("/health/ready"),
             ):
                 assert response.status_code == 503
+            live = client.get("/health")  # the process itself is fine: deploys go live
+            assert live.status_code == 200 and live.json()["status"] == "no_snapshot"
             body = client.post("/v1/scan", json={}).json()
             assert body["error"] == "no_snapshot" and "technic scan --publish" in body["detail"]
     finally:
@@ -215,7 +224,8 @@ def test_before_any_snapshot_reads_are_a_503_saying_a_scan_is_needed(
 
 
 def test_technic_serve_runs_the_api(tmp_path) -> None:
-    """``technic serve`` starts uvicorn with the app (no snapshot yet: /health is a 503)."""
+    """``technic serve`` starts uvicorn with the app (no Redis, no snapshot: /health is a
+    503)."""
     import subprocess
     import sys
 
@@ -239,7 +249,7 @@ def test_technic_serve_runs_the_api(tmp_path) -> None:
             except httpx.TransportError:
                 assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
                 time.sleep(0.1)
-        assert response.status_code == 503 and response.json()["status"] == "no_snapshot"
+        assert response.status_code == 503 and response.json()["status"] == "unavailable"
     finally:
         proc.terminate()
         proc.wait(10)

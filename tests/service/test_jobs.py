@@ -125,6 +125,8 @@ def test_a_scan_job_streams_live_progress_and_publishes(api) -> None:
         mine = [s for s in states if s["stage"] == stage]
         assert mine[-1]["done"] == mine[-1]["total"] >= 50
         assert [s["done"] for s in mine] == sorted(s["done"] for s in mine)
+    elapsed = [s["elapsed"] for s in states]
+    assert elapsed == sorted(elapsed) and elapsed[-1] > 0
     progress = [s["progress"] for s in states]
     assert progress == sorted(progress) and progress[-1] == 1.0
     assert any(s["eta"] is not None and s["eta"] >= 0 for s in states if s["status"] == "running")
@@ -203,7 +205,8 @@ def test_read_keys_and_cors(tmp_path, demo_store, redis_server, dask_client) -> 
             # the key opens the read (no snapshot is published here, hence 503 for snapshots)
             assert client.get(path, headers={"X-API-Key": READ_KEY}).status_code in (200, 503)
             assert client.get(path, headers={"X-API-Key": KEY}).status_code in (200, 503)
-        assert client.get("/health").status_code == 503  # health stays open
+        assert client.get("/health").status_code == 200  # health stays open
+        assert client.get("/health/ready").status_code == 503  # nothing published here
         # a read key does not open writes
         assert client.post("/v1/scans", headers={"X-API-Key": READ_KEY}).status_code == 401
         preflight = client.options(
