@@ -21,6 +21,7 @@ from pipeline.config import Settings, get_settings
 from pipeline.jobs import ScanJobs
 from service import errors, metrics
 from service.auth import ReadKey
+from service.response_cache import ResponseCache
 from service.routes import cluster, health, jobs, scan, scans, symbols
 from service.snapshot_cache import SnapshotCache
 
@@ -59,6 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.events.aclose()
 
     app = FastAPI(title="Technic", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    # middleware, innermost first: the response cache, metrics around it, CORS outermost
+    app.add_middleware(ResponseCache, app_state=app.state)
+    metrics.install(app, dependencies=[ReadKey])
     if current.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -66,8 +71,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Content-Type", "X-API-Key", "Last-Event-ID"],
         )
-    errors.install(app)
-    metrics.install(app, dependencies=[ReadKey])
     # /v1/scans/latest and /v1/scans/diff before the jobs' /v1/scans/{job_id}
     for router in (scan.router, scans.router, symbols.router, cluster.router):
         app.include_router(router, dependencies=[ReadKey])
