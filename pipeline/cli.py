@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipeline.config import get_settings
-from pipeline.errors import StoreError, TechnicError
+from pipeline.errors import ConfigError, StoreError, TechnicError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -373,11 +373,17 @@ RoundsOption = Annotated[int, typer.Option(min=1, help="Boosting rounds per mode
 
 def _alpha_setup(store: Path | None, horizon: int, rounds: int):
     """Validate the alpha commands' options before any cluster starts."""
-    from pipeline.alpha.train import Config
+    from pipeline.alpha.labels import HORIZONS
     from pipeline.store import BarStore
 
+    if horizon not in HORIZONS:  # before the heavier imports below
+        raise ConfigError(
+            f"horizon must be one of {', '.join(map(str, HORIZONS))} sessions, got {horizon!r}"
+        )
     path = _store(store)
     BarStore.open(path)  # a missing store fails here, in one line
+    from pipeline.alpha.train import Config
+
     return path, Config(horizon=horizon, rounds=rounds)
 
 
@@ -418,7 +424,7 @@ def _alpha_progress(stages: tuple[str, ...]):
 def train(
     store: StoreOption = None,
     horizon: HorizonOption = 5,
-    rounds: RoundsOption = 150,
+    rounds: RoundsOption = 100,
     out_dir: Annotated[
         Path | None,
         typer.Option("--out", help="Models directory [default: $TECHNIC_MODELS_DIR]."),
@@ -456,7 +462,7 @@ def train(
 def evaluate(
     store: StoreOption = None,
     horizon: HorizonOption = 5,
-    rounds: RoundsOption = 150,
+    rounds: RoundsOption = 100,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print only the report JSON on stdout.")
     ] = False,

@@ -9,7 +9,7 @@ last bar are kept. All features are unit-free except ``close``, ``atr14``, the v
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -137,12 +137,23 @@ def sparkline_matrix(column: pd.Series) -> np.ndarray:
 
 
 def compute_indicators(
-    arrays: Mapping[str, np.ndarray], bounds: np.ndarray
+    arrays: Mapping[str, np.ndarray], bounds: np.ndarray, device: str = "cpu"
 ) -> dict[str, np.ndarray]:
     """Every indicator in :data:`INDICATORS` over all segments, keyed by column name.
 
     Indicators that share a kernel and parameters (ADX, +DI and −DI) share one kernel run.
+    ``device="cuda"`` runs the kernels' GPU twins (:mod:`pipeline.kernels.gpu`): the inputs
+    go to the GPU once, the results come back as NumPy arrays with the same bits.
     """
+    if device == "cuda":
+        from pipeline.kernels.gpu import OnDevice
+
+        run = OnDevice(arrays, bounds)
+    else:
+
+        def run(kernel, inputs, params):
+            return kernel(*(arrays[i] for i in inputs), bounds, *params)
+
     out: dict[str, np.ndarray] = {}
     runs: dict[tuple, tuple[np.ndarray, ...]] = {}
     for name, params, columns in INDICATORS:
@@ -150,23 +161,38 @@ def compute_indicators(
         values = indicator.resolve(**params)
         key = (indicator.kernel, indicator.inputs, tuple(values.values()))
         if key not in runs:
-            result = indicator.kernel(*(arrays[i] for i in indicator.inputs), bounds, *key[2])
+            result = run(indicator.kernel, indicator.inputs, key[2])
             runs[key] = result if isinstance(result, tuple) else (result,)
         picked = [runs[key][i] for i in indicator.picks] if indicator.picks else runs[key]
         out.update(zip(columns, picked, strict=True))
     return out
 
 
-def latest_features(bars: pd.DataFrame, benchmark: Benchmark | None = None) -> pd.DataFrame:
+# Extra columns at each ticker's last clean row: ``extra(arrays, bounds, indicators, last)``
+# → ``{column: values}`` (the scan's ML alpha uses this to share the task's indicator arrays).
+Extra = Callable[
+    [Mapping[str, np.ndarray], np.ndarray, Mapping[str, np.ndarray], np.ndarray],
+    Mapping[str, np.ndarray],
+]
+
+
+def latest_features(
+    bars: pd.DataFrame,
+    benchmark: Benchmark | None = None,
+    extra: Extra | None = None,
+    extra_columns: tuple[str, ...] = (),
+    device: str = "cpu",
+) -> pd.DataFrame:
     """Hygiene, indicators and features at the latest bar, one row per ticker of ``bars``.
 
     Tickers whose every row was dropped keep their row (counts only, NaN features), so the
-    scan can report them.
+    scan can report them. ``extra`` adds ``extra_columns`` after :data:`COLUMNS`. ``device``
+    is where the indicator kernels run (``cpu`` or ``cuda``).
     """
     cleaned = hygiene.clean(bars)
     arrays, bounds = cleaned.arrays, cleaned.bounds
     tails = Tails.from_bounds(bounds)
-    ind = compute_indicators(arrays, bounds)
+    ind = compute_indicators(arrays, bounds, device)
     close, volume, dates = arrays["close"], arrays["volume"], arrays[DATE]
 
     last_close = tails.at(close)
@@ -204,6 +230,8 @@ def latest_features(bars: pd.DataFrame, benchmark: Benchmark | None = None) -> p
         for h in (63, 126):
             feats[f"rs_{h}d"] = _relative_strength(benchmark, dates, tails, close, h)
     flags = signals.latest(tails, arrays, ind, feats, levels)
+    if extra is not None:
+        feats.update(extra(arrays, bounds, ind, tails.last))
 
     frame = pd.DataFrame(
         {**feats, **flags, "sparkline": _sparklines(tails, close)},
@@ -223,7 +251,7 @@ def latest_features(bars: pd.DataFrame, benchmark: Benchmark | None = None) -> p
             out[col] = out[col].fillna(False).astype(bool)
         elif col == "bars":
             out[col] = out[col].fillna(0).astype("int64")
-    return out[list(COLUMNS)]
+    return out[[*COLUMNS, *extra_columns]]
 
 
 def _relative_strength(

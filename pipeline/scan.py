@@ -7,7 +7,12 @@ Stages (each timed, each reporting partitions done to an optional progress callb
                    fused into the next stage, which then includes it
 ``indicators``     ``map_partitions(latest_features)``: hygiene, indicators, features and
                    signals per partition; only one row per ticker comes back
-``alpha``          ML inference (no model yet: AlphaScore is null and its weight is 0)
+``alpha``          the ML model: the newest compatible one in TECHNIC_MODELS_DIR is looked
+                   up before ``indicators``, whose tasks also compute its features at each
+                   ticker's latest bar and score them (``inplace_predict``), so only one raw
+                   score per ticker comes back; the snapshot's ``model`` entry names it. With
+                   no model (or TECHNIC_USE_ML_ALPHA=0) AlphaScore and win_prob_10d are null,
+                   the blend weight is 0 and ``model.reason`` says why
 ``cross_section``  statuses, scores, ranks, filters and the snapshot document (pandas on the
                    small cross-section)
 """
@@ -206,23 +211,39 @@ def execute(
         bars = frame
     timings["read"] = time.perf_counter() - tic
 
+    # alpha model: looked up first, because the indicators stage computes its features
+    tic = time.perf_counter()
+    model, alpha_reason = _alpha_model(settings)
+    alpha_lookup = time.perf_counter() - tic
+
     # indicators + features
     tic = time.perf_counter()
+    meta, extra = features.empty(), {}
+    if model is not None:
+        from pipeline.alpha.inference import COLUMNS, LatestAlpha
+
+        meta = meta.assign(**{c: pd.Series([], dtype=t) for c, t in COLUMNS.items()})
+        extra = {"extra": LatestAlpha.of(model), "extra_columns": tuple(COLUMNS)}
+    device = scan_device(settings)
     latest_frame = bars.map_partitions(
-        features.latest_features, benchmark=benchmark, meta=features.empty()
+        features.latest_features, benchmark=benchmark, meta=meta, device=device, **extra
     )
     latest, reads = _gather(latest_frame, client, settings, report)
     timings["indicators"] = time.perf_counter() - tic
 
-    # alpha
+    # alpha (features and raw scores came with the indicators stage)
     tic = time.perf_counter()
-    alpha_info = {
-        "alpha": None,
-        "alpha_weight": 0.0,
-        "reason": "no trained model in this build: AlphaScore and win_prob_10d are null",
-    }
+    if model is None:
+        alpha_info = {"alpha": None, "alpha_weight": 0.0, "reason": alpha_reason}
+    else:
+        alpha_info = {
+            "alpha": model.version,
+            "alpha_weight": settings.alpha_weight,
+            "reason": None,
+            **model.summary(),
+        }
     report("alpha", 1, 1)
-    timings["alpha"] = time.perf_counter() - tic
+    timings["alpha"] = alpha_lookup + time.perf_counter() - tic
 
     # cross-section
     tic = time.perf_counter()
@@ -245,11 +266,19 @@ def execute(
     scored = latest[statuses == "ok"].join(universe, how="left")
     scored = scored.rename(columns={"sector": "Sector", "industry": "Industry"})
     scored[["Sector", "Industry"]] = scored[["Sector", "Industry"]].fillna("Unknown")
+    alpha = win_prob = None
+    if model is not None:
+        from pipeline.alpha.inference import scales
+
+        alpha, win_prob = scales(scored["alpha_raw"], model)
     table = scoring.score(
         scored,
         style=request.trade_style,
         account_size=request.account_size,
         risk_pct=request.risk_pct,
+        alpha=alpha,
+        alpha_weight=settings.alpha_weight if alpha is not None else 0.0,
+        win_prob=win_prob,
     )
     table = _filter(table, request.sectors, request.min_price, request.min_dollar_volume)
     counts = _hygiene(latest, statuses)
@@ -288,15 +317,27 @@ def execute(
     n = max(universe_size, 1)
     workers = _describe_workers(client)
     log.info(
-        "[SCAN PERF] %d symbols via dask in %.2fs (%.5fs/symbol, workers=%s, gpu=False)",
+        "[SCAN PERF] %d symbols via dask in %.2fs (%.5fs/symbol, workers=%s, gpu=%s)",
         universe_size,
         timings["total"],
         timings["total"] / n,
         workers,
+        device == "cuda",
     )
     return ScanResult(
         table=table, snapshot=document, timings=timings, hygiene=counts, statuses=statuses
     )
+
+
+def _alpha_model(settings: Settings) -> tuple[Any, str]:
+    """The newest compatible alpha model, or None and why AlphaScore will be null."""
+    null = "AlphaScore and win_prob_10d are null"
+    if not settings.use_ml_alpha:
+        return None, f"ML alpha is off (TECHNIC_USE_ML_ALPHA=0): {null}"
+    from pipeline.alpha.artifact import newest
+
+    model, reason = newest(settings.models_path)
+    return model, "" if model is not None else f"{reason}: {null}"
 
 
 def _parse_date(value: str | pd.Timestamp | None) -> pd.Timestamp | None:
@@ -309,6 +350,16 @@ def _parse_date(value: str | pd.Timestamp | None) -> pd.Timestamp | None:
     if pd.isna(stamp) or not 1900 <= stamp.year <= 2200:
         raise ConfigError(f"bad date {value!r}; use YYYY-MM-DD between 1900 and 2200")
     return stamp.normalize()
+
+
+def scan_device(settings: Settings) -> str:
+    """Where the indicator kernels run: ``cuda`` on the cuda cluster with a usable GPU here,
+    else ``cpu``."""
+    if settings.effective_cluster != "cuda":
+        return "cpu"
+    from pipeline.cluster import gpu_status
+
+    return "cuda" if gpu_status()[0] else "cpu"
 
 
 def _default_client() -> Client | None:

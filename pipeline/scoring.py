@@ -148,14 +148,18 @@ def signal(rating: pd.Series, trend: pd.Series) -> pd.Series:
 
 
 def composite(tech: pd.Series, alpha: pd.Series | None, weight: float) -> pd.Series:
-    """Composite score, 0–100: ``(1 − w)·pct(TechRating) + w·pct(AlphaScore)``.
+    """Composite score, 0–100: ``(1 − w)·pct(TechRating) + w·pct(AlphaScore)``,
+    ``w = TECHNIC_ALPHA_WEIGHT`` (default 0.35).
 
-    Both parts are cross-sectional percentiles, so the ML part can move the ranking as much as
-    its weight says. Without a model (``alpha`` None) the weight is 0.
+    Both parts are cross-sectional percentiles (0–100 over this scan's scored tickers; the
+    AlphaScore percentile over those that have one), so the ML part can move the ranking as
+    much as its weight says whatever AlphaScore's own scale (a z-score, see
+    :mod:`pipeline.alpha.inference`). Without a model (``alpha`` None) the weight is 0; a row
+    without an AlphaScore (outside the model's universe) gets the neutral 50 for that part.
     """
     if alpha is None or weight == 0:
         return pct(tech)
-    return (1.0 - weight) * pct(tech) + weight * pct(alpha)
+    return (1.0 - weight) * pct(tech) + weight * pct(alpha).fillna(50.0)
 
 
 def trade_plan(
@@ -311,9 +315,13 @@ def score(
     risk_pct: float,
     alpha: pd.Series | None = None,
     alpha_weight: float = 0.0,
+    win_prob: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Every score for the cross-section ``t`` (features plus Sector/Industry/market_cap),
-    ranked best first by the composite score (ties: TechRating, then ticker)."""
+    ranked best first by the composite score (ties: TechRating, then ticker).
+
+    ``alpha`` (AlphaScore) and ``win_prob`` (win_prob_10d) come from the ML model; without
+    one they are null and ``alpha_weight`` is ignored."""
     parts = tech_components(t, style)
     rating = tech_rating(parts)
     sig = signal(rating, parts["trend"])
@@ -342,7 +350,7 @@ def score(
             "IsUltraRisky": risky,
             "Profile": prof,
             "ProfileLabel": prof.str.capitalize(),
-            "win_prob_10d": np.nan,
+            "win_prob_10d": np.nan if win_prob is None else win_prob,
             "signals": events,
             "note": note(sig, rating, t["rsi14"], t["rel_volume"], events),
         },

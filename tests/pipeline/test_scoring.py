@@ -412,3 +412,15 @@ def test_regime_needs_21_closes() -> None:
         "realized_vol_20d": None,
     }
     assert scoring.market_regime(np.linspace(10, 20, 21))["trend"] == "Transition"  # no SMA200
+
+
+def test_rescore_gives_what_score_gives_for_each_style(cross_section: pd.DataFrame) -> None:
+    """``rescore`` (the service's trade-style re-ranking) drops exactly the columns ``score``
+    adds and scores again: the same table as scoring the inputs in that style."""
+    plan = {"account_size": 50_000.0, "risk_pct": 2.0}
+    swing = scoring.score(cross_section, style="Short-term swing", **plan)
+    added = set(swing.columns) - set(cross_section.columns)
+    assert added == {"rank", *scoring.SCORE_COLUMNS} | {c for c in added if c.startswith("tech_")}
+    for style in scoring.STYLES:
+        direct = scoring.score(cross_section, style=style, **plan)
+        pd.testing.assert_frame_equal(scoring.rescore(swing, style=style, **plan), direct)
