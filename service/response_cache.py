@@ -11,7 +11,6 @@ it). Metrics still count every request: the middleware sits inside them and name
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -67,9 +66,7 @@ class ResponseCache:
         gzip = b"gzip" in headers.get(b"accept-encoding", b"")
         key = (scope["method"], scope["path"], scope["query_string"], body, gzip)
         current = snapshots.current
-        fresh = (
-            current is not None and time.monotonic() - snapshots.checked < snapshots.poll_interval
-        )
+        fresh = current is not None and not snapshots.due()
         if fresh and current.snapshot_id == self.snapshot_id and key in self.entries:
             entry = self.entries[key]
             self.entries.move_to_end(key)

@@ -91,14 +91,27 @@ class SnapshotCache:
         self.redis_ok = conn is not None
         self.poll_interval = poll_interval
         self.checked = -float("inf")  # monotonic time of the last pointer GET
+        self.checking = False  # a request is asking Redis right now
         self._lock = threading.Lock()
 
+    def due(self) -> bool:
+        """Whether the next request should ask Redis for the pointer: there is no snapshot
+        yet, or the last check is ``poll_interval`` old and no other request is checking."""
+        if self.current is None:
+            return True
+        return time.monotonic() - self.checked >= self.poll_interval and not self.checking
+
     async def latest(self) -> Current | None:
-        """:meth:`get`, asking Redis at most every ``poll_interval`` seconds (while there is
-        a snapshot to serve meanwhile)."""
-        if self.current is not None and time.monotonic() - self.checked < self.poll_interval:
+        """:meth:`get`, asking Redis at most every ``poll_interval`` seconds. One request
+        checks (in a worker thread); the others go on with the snapshot in hand meanwhile,
+        so a check never holds up a burst of requests."""
+        if not self.due():
             return self.current
-        return await anyio.to_thread.run_sync(self.get)
+        self.checking = True
+        try:
+            return await anyio.to_thread.run_sync(self.get)
+        finally:
+            self.checking = False
 
     def get(self) -> Current | None:
         """The latest snapshot, or the last good one while Redis is unreachable."""
