@@ -288,15 +288,17 @@ def warm_up() -> None:
     once on each worker."""
     n = 40
     ramp = np.linspace(10.0, 12.0, n)
+    low = ramp - 0.5
+    low[7] = ramp[7] + 1.0  # one bad row (low > high), so the cleaning's compaction runs too
     frame = pd.DataFrame(
         {
             DATE: pd.date_range("2020-01-01", periods=n).astype(DATE_DTYPE),
             "open": ramp,
             "high": ramp + 0.5,
-            "low": ramp - 0.5,
+            "low": low,
             "close": ramp,
             "volume": np.full(n, 1000.0),
         },
         index=pd.Index(["A"] * n, dtype=TICKER_DTYPE, name=TICKER),
     )
-    latest_features(frame)
+    latest_features(frame, Benchmark(frame[DATE].to_numpy(), ramp))

@@ -53,14 +53,14 @@ def clean(bars: pd.DataFrame) -> Cleaned:
     if np.any((codes[1:] == codes[:-1]) & (dates[1:] < dates[:-1])):
         bars = bars.iloc[np.lexsort((dates, codes))]  # sort dates inside each ticker
     tickers = bars.index[bounds[:-1]]
-    arrays = {c: bars[c].to_numpy() for c in BAR_COLUMNS}
+    arrays = {c: _read_only(bars[c].to_numpy()) for c in BAR_COLUMNS}
     columns = [arrays[c] for c in ("open", "high", "low", "close", "volume")]
     reason, counts = cleaning.reasons(arrays[DATE].view(np.int64), *columns, bounds)
     dropped = {name: counts[:, code + 1] for code, name in enumerate(REASONS)}
     kept_rows = counts[:, cleaning.KEEP]
     if (kept_rows != lengths).any():
         values = cleaning.compact(reason == cleaning.KEEP, arrays[DATE].view(np.int64), *columns)
-        arrays = dict(zip(BAR_COLUMNS, values, strict=True))
+        arrays = {c: _read_only(v) for c, v in zip(BAR_COLUMNS, values, strict=True)}
         arrays[DATE] = arrays[DATE].view(DATE_DTYPE)
         kept = np.flatnonzero(kept_rows)
         bounds = np.concatenate(([0], np.cumsum(kept_rows[kept]))).astype(np.int64)
@@ -74,3 +74,13 @@ def clean(bars: pd.DataFrame) -> Cleaned:
         bounds=bounds,
         kept=kept,
     )
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    """A read-only view. Kernels never write their inputs, and Numba compiles one version
+    per writability: whether pandas hands out a read-only view (copy-on-write) or a writable
+    array depends on where the frame came from, so inputs are made read-only always and the
+    kernels compiled by the workers' warm-up are the ones every partition uses."""
+    view = values.view()
+    view.flags.writeable = False
+    return view
