@@ -1,4 +1,4 @@
-"""Model artifacts: XGBoost's own UBJSON model file plus a JSON card, never pickle.
+"""Model artifacts: XGBoost's own UBJSON model file plus a JSON card, no serialised Python objects.
 
 Layout under the models directory (``TECHNIC_MODELS_DIR``, default ``<data_dir>/models``)::
 

@@ -2,8 +2,9 @@
 
 The calibrator is isotonic regression (monotone in the score) fitted on walk-forward
 *out-of-sample* predictions, never on the rows a model was trained on. To keep it small and
-free of pickle it is fitted on quantile bins of the score (mean score and up-rate per bin,
-weighted by rows) and stored as two short arrays; applying it is ``np.interp``.
+free of serialised Python objects it is fitted on quantile bins of the score (mean score and
+up-rate per bin, weighted by rows) and stored as two short arrays; applying it is
+``np.interp``.
 
 Its quality is measured walk-forward too: for fold ``k`` a calibrator fitted on folds
 ``0..k−1`` predicts fold ``k`` (fold 0 has no earlier folds and is not scored). The reported
