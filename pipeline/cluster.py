@@ -133,11 +133,17 @@ def client_session(settings: Settings | None = None) -> Iterator[Client | None]:
     try:
         yield client
     finally:
-        if client is not None:
-            cluster = client.cluster
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        close(client)
+
+
+def close(client: Client | None) -> None:
+    """Close a client and the local cluster it started, if any (a remote scheduler stays)."""
+    if client is None:
+        return
+    cluster = client.cluster
+    client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def describe(client: Client | None) -> str:
@@ -198,8 +204,4 @@ class SharedClient:
         with self._lock:
             client, self._client = self._client, None
             self._started = False
-        if client is not None:
-            cluster = client.cluster
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        close(client)
