@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
+from pipeline.kernels.rounding import mul
 from pipeline.kernels.smoothing import nan_head, true_range
 
 TA_EPSILON = 1e-14  # TA-Lib 0.8's fixed zero band (TA_IS_ZERO)
@@ -71,13 +72,13 @@ def directional_segment(high, low, close, plus, minus, adx, n):
         mdi = 0.0
         pdi = 0.0
         if ptr > 0.0:
-            mdi = 100.0 * (mdm / ptr)
-            pdi = 100.0 * (pdm / ptr)
+            mdi = mul(100.0, mdm / ptr)
+            pdi = mul(100.0, pdm / ptr)
         plus[t] = pdi
         minus[t] = mdi
         total = mdi + pdi
         valid = ptr > 0.0 and not (-TA_EPSILON < total < TA_EPSILON)
-        dx = 100.0 * (abs(mdi - pdi) / total) if valid else 0.0
+        dx = mul(100.0, abs(mdi - pdi) / total) if valid else 0.0
         if t < 2 * n - 1:
             if valid:
                 sum_dx += dx
@@ -87,7 +88,7 @@ def directional_segment(high, low, close, plus, minus, adx, n):
                 sum_dx += dx
             value = sum_dx / n
         elif valid:
-            value = ((value * (n - 1)) + dx) / n
+            value = (mul(value, n - 1) + dx) / n
         adx[t] = value
 
 

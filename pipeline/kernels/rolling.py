@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
+from pipeline.kernels.rounding import mul
 from pipeline.kernels.smoothing import nan_head, sma_segment
 
 TA_EPSILON = 1e-14
@@ -20,7 +21,7 @@ TA_EPSILON = 1e-14
 
 @register_jitable
 def _is_zero_scaled(value, scale):
-    return abs(value) <= TA_EPSILON * scale
+    return abs(value) <= mul(TA_EPSILON, scale)
 
 
 @register_jitable
@@ -47,49 +48,49 @@ def bbands_segment(x, upper, middle, lower, n, k):
         total += x[j]
         t = x[j] - shift
         v1 += t
-        t = t * t
+        t = mul(t, t)
         v2 += t
     budget = 32 * n
     for i in range(lb, m):
         total += x[i]
         t = x[i] - shift
         v1 += t
-        t = t * t
+        t = mul(t, t)
         v2 += t
-        m1 = v1 * inv
-        var = v2 * inv - m1 * m1
+        m1 = mul(v1, inv)
+        var = mul(v2, inv) - mul(m1, m1)
         mid = total / n
         trailing = i - lb
         total -= x[trailing]
         t = x[trailing] - shift
         v1 -= t
-        t = t * t
+        t = mul(t, t)
         v2 -= t
         budget -= 1
-        if var < 0.000001 * (v2 * inv) or t > 1000000.0 * v2 or budget <= 0:
+        if var < mul(0.000001, mul(v2, inv)) or t > mul(1000000.0, v2) or budget <= 0:
             budget = 32 * n
             start = i - lb
             s = 0.0
             for j in range(start, i + 1):
                 s += x[j]
-            shift = s * inv
+            shift = mul(s, inv)
             v1 = 0.0
             v2 = 0.0
             for j in range(start, i + 1):
                 t = x[j] - shift
                 v1 += t
-                t = t * t
+                t = mul(t, t)
                 v2 += t
-            m1 = v1 * inv
-            var = v2 * inv - m1 * m1
-            if var < 0.000000000001 * (v2 * inv):
+            m1 = mul(v1, inv)
+            var = mul(v2, inv) - mul(m1, m1)
+            if var < mul(0.000000000001, mul(v2, inv)):
                 var = 0.0
             t = x[start] - shift
             v1 -= t
-            t = t * t
+            t = mul(t, t)
             v2 -= t
         sd = math.sqrt(var) if var != 0.0 else 0.0
-        width = sd * k
+        width = mul(sd, k)
         middle[i] = mid
         upper[i] = mid + width
         lower[i] = mid - width
@@ -144,7 +145,7 @@ def stoch_segment(
         if _is_zero_scaled(spread, abs(highest[t]) + abs(lowest[t])):
             fastk[t] = 0.0
         else:
-            fastk[t] = ((close[t] - lowest[t]) / spread) * 100.0
+            fastk[t] = mul((close[t] - lowest[t]) / spread, 100.0)
     sma_segment(fastk, tmp, k_smooth, lb_k)
     sma_segment(tmp, slowd, d_period, lb_k + k_smooth - 1)
     nan_head(slowk, first)
@@ -163,7 +164,7 @@ def willr_segment(close, highest, lowest, out, n):
         if _is_zero_scaled(spread, abs(highest[t]) + abs(lowest[t])):
             out[t] = 0.0
             continue
-        r = ((highest[t] - close[t]) / spread) * (-100.0)
+        r = mul((highest[t] - close[t]) / spread, -100.0)
         if r > 0.0:
             r = 0.0
         elif r < -100.0:
@@ -202,7 +203,7 @@ def cci_segment(high, low, close, out, n, typical):
         if _is_zero_scaled(diff, scale) or _is_zero_scaled(dev, scale):
             out[i] = 0.0
         else:
-            out[i] = diff / (0.015 * dev)
+            out[i] = diff / mul(0.015, dev)
 
 
 @register_jitable
@@ -212,7 +213,7 @@ def roc_segment(x, out, n):
     nan_head(out, n)
     for i in range(n, m):
         old = x[i - n]
-        out[i] = ((x[i] / old) - 1.0) * 100.0 if old != 0.0 else 0.0
+        out[i] = mul((x[i] / old) - 1.0, 100.0) if old != 0.0 else 0.0
 
 
 @njit(cache=True, nogil=True)

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
-from pipeline.kernels._fma import fma
+from pipeline.kernels.rounding import fma, mul
 
 NAN = math.nan
 
@@ -134,22 +134,22 @@ def rsi_segment(x, out, n):
         up = change if change > 0.0 else 0.0
         gain += up
         loss += up - change
-    loss *= inv
-    gain *= inv
+    loss = mul(loss, inv)
+    gain = mul(gain, inv)
     total = gain + loss
-    out[n] = 100.0 * (gain / total) if total > 0.0 else 0.0
+    out[n] = mul(100.0, gain / total) if total > 0.0 else 0.0
     while today < m:
         change = x[today] - prev_value
         prev_value = x[today]
-        loss *= n - 1
-        gain *= n - 1
+        loss = mul(loss, n - 1)
+        gain = mul(gain, n - 1)
         up = change if change > 0.0 else 0.0
         gain += up
         loss += up - change
-        loss *= inv
-        gain *= inv
+        loss = mul(loss, inv)
+        gain = mul(gain, inv)
         total = gain + loss
-        out[today] = 100.0 * (gain / total) if total > 0.0 else 0.0
+        out[today] = mul(100.0, gain / total) if total > 0.0 else 0.0
         today += 1
 
 
@@ -169,7 +169,7 @@ def atr_segment(high, low, close, out, n):
     prev = total / n
     out[n] = prev
     for i in range(n + 1, m):
-        prev = fma(beta, prev, alpha * true_range(high[i], low[i], close[i - 1]))
+        prev = fma(beta, prev, mul(alpha, true_range(high[i], low[i], close[i - 1])))
         out[i] = prev
 
 

@@ -6,6 +6,7 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
+from pipeline.kernels.rounding import mul
 from pipeline.kernels.smoothing import nan_head
 
 TA_EPSILON = 1e-14
@@ -36,8 +37,8 @@ def _money_flow(high, low, close, volume, t):
     tp = (high[t] + low[t] + close[t]) / 3.0
     prev = (high[t - 1] + low[t - 1] + close[t - 1]) / 3.0
     diff = tp - prev
-    flow = tp * volume[t]
-    if abs(diff) <= TA_EPSILON * (abs(tp) + abs(prev)):
+    flow = mul(tp, volume[t])
+    if abs(diff) <= mul(TA_EPSILON, abs(tp) + abs(prev)):
         flow = 0.0
     if diff < 0.0:
         return 0.0, flow
@@ -76,7 +77,7 @@ def mfi_segment(high, low, close, volume, out, n):
             continue
         total = pos_sum + neg_sum
         clamped = 0.0 if pos_sum < 0.0 else (total if pos_sum > total else pos_sum)
-        out[today] = 0.0 if total <= 0.0 else 100.0 * (clamped / total)
+        out[today] = 0.0 if total <= 0.0 else mul(100.0, clamped / total)
 
 
 @njit(cache=True, nogil=True)

@@ -18,7 +18,7 @@ import pytest
 
 from pipeline.indicators import REGISTRY
 from pipeline.kernels import rolling
-from pipeline.kernels._fma import fma
+from pipeline.kernels.rounding import fma
 from tests.conftest import random_walk
 from tests.pipeline.kernels.test_segments import as_tuple, assert_bitwise, params_for
 

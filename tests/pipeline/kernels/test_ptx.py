@@ -1,0 +1,121 @@
+"""The GPU kernels compile for a real GPU (sm_90: H100, H200) and keep the CPU's rounding.
+
+No GPU is needed: numba-cuda and NVVM (the ``numba-cuda[cu12]`` test dependency) compile each
+kernel of :mod:`pipeline.kernels.gpu` to PTX, and the PTX is read for what would change the
+last bit against the CPU. NVVM compiles with ``-fma=1`` by default, which fuses ``x * y + z``
+into one FMA (one rounding instead of two); the kernels prevent that with
+:func:`pipeline.kernels.rounding.mul`. The checks:
+
+* no unrounded ``mul.f64`` is left (ptxas may fuse one with a following add), and
+* the kernel holds as many ``fma.rn.f64`` as when NVVM is told ``-fma=0``: only the explicit
+  ``fma()`` calls of the EMA, MACD and ATR steps, which TA-Lib makes too.
+
+The simulator test (``test_gpu.py``) checks the same kernels' results bit for bit.
+"""
+
+from __future__ import annotations
+
+import re
+import types as pytypes
+from collections import Counter
+
+import pytest
+
+pytest.importorskip(
+    "numba_cuda", reason="numba-cuda is not installed (pip install -e '.[test]' brings it)"
+)
+
+from numba import cuda, float64, int64, types
+
+from pipeline.kernels import gpu
+from pipeline.kernels.rounding import mul
+
+CC = (9, 0)  # Hopper
+F = types.Array(float64, 1, "C")
+B = types.Array(int64, 1, "C")
+I = int64  # noqa: E741
+# Every kernel's argument types, in the order its launcher passes them.
+SIGNATURES = {
+    "_sma": (F, B, F, I),
+    "_ema": (F, B, F, I),
+    "_macd": (F, B, F, F, F, I, I, I, F, F),
+    "_rsi": (F, B, F, I),
+    "_atr": (F, F, F, B, F, I),
+    "_directional": (F, F, F, B, F, F, F, I),
+    "_bbands": (F, B, F, F, F, I, float64),
+    "_extremes": (F, F, B, F, F, I, F, F),
+    "_stoch": (F, B, F, F, F, F, I, I, I, F, F),
+    "_willr": (F, B, F, F, F, I),
+    "_cci": (F, F, F, B, F, I, F),
+    "_roc": (F, B, F, I),
+    "_obv": (F, F, B, F),
+    "_mfi": (F, F, F, F, B, F, I),
+}
+EXPLICIT_FMA = {"_ema", "_macd", "_atr"}  # kernels whose steps call fma() (TA-Lib's C fma)
+F64_OP = re.compile(r"\b((?:mul|add|sub|fma|div|sqrt)(?:\.\w+)*\.f64)\b")
+
+
+@pytest.fixture(scope="module")
+def f64_ops():
+    """``f64_ops(function, argument_types, fma=True)`` → the f64 operations of the function
+    compiled as a kernel for sm_90, counted (``fma=False`` compiles with NVVM's ``-fma=0``).
+
+    Device functions (the shared ``*_segment`` definitions) ask the CUDA driver for the
+    current device's compute capability; with no driver here, that lookup answers sm_90.
+    """
+    from numba.cuda import api, dispatcher
+    from numba.cuda.cudadrv import nvvm
+
+    patch = pytest.MonkeyPatch()
+    device = pytypes.SimpleNamespace(compute_capability=CC)
+    patch.setattr(dispatcher, "get_current_device", lambda: device)
+    patch.setattr(api, "get_current_device", lambda: device)
+    compile_ir = nvvm.compile_ir
+    try:
+        cuda.compile_ptx(lambda out: None, (F,), cc=CC)
+    except Exception as exc:  # NVVM or libdevice not found
+        patch.undo()
+        pytest.skip(f"NVVM cannot compile here ({type(exc).__name__}: {exc})")
+
+    def run(function, argument_types: tuple, fma: bool = True) -> Counter:
+        if not fma:
+            patch.setattr(nvvm, "compile_ir", lambda ir, **o: compile_ir(ir, **o, fma=False))
+        try:
+            ptx, _ = cuda.compile_ptx(function, argument_types, cc=CC)
+        finally:
+            patch.setattr(nvvm, "compile_ir", compile_ir)
+        return Counter(F64_OP.findall(ptx))
+
+    yield run
+    patch.undo()
+
+
+def test_every_kernel_is_checked() -> None:
+    kernels = {n for n, v in vars(gpu).items() if type(v).__name__ == "CUDADispatcher"}
+    assert kernels == set(SIGNATURES)
+
+
+@pytest.mark.parametrize("name", sorted(SIGNATURES))
+def test_kernel_compiles_without_fused_products(f64_ops, name: str) -> None:
+    kernel = getattr(gpu, name).py_func
+    ops = f64_ops(kernel, SIGNATURES[name])
+    assert ops["mul.f64"] == 0, f"{name}: unrounded products {dict(ops)}"
+    assert ops["fma.rn.f64"] == f64_ops(kernel, SIGNATURES[name], fma=False)["fma.rn.f64"]
+    assert (ops["fma.rn.f64"] > 0) == (name in EXPLICIT_FMA), dict(ops)
+
+
+def plain_multiply_add(x, out):
+    out[0] = x[0] * x[1] + x[2]
+
+
+def rounded_multiply_add(x, out):
+    out[0] = mul(x[0], x[1]) + x[2]
+
+
+def test_the_check_sees_contraction(f64_ops) -> None:
+    """Written ``x * y + z``, NVVM fuses the product into an FMA; ``mul`` keeps it apart."""
+    fused = f64_ops(plain_multiply_add, (F, F))
+    assert fused["fma.rn.f64"] == 1 and fused["mul.f64"] == 0
+    assert f64_ops(plain_multiply_add, (F, F), fma=False)["fma.rn.f64"] == 0
+    kept = f64_ops(rounded_multiply_add, (F, F))
+    assert kept["fma.rn.f64"] == 0 and kept["mul.rn.f64"] == 1
