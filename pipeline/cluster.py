@@ -122,7 +122,7 @@ def _cuda_client(settings: Settings) -> Client:
         dashboard_address=settings.dashboard_address, silence_logs=logging.ERROR, **options
     )
     client = Client(cluster)
-    client.run(warm_up)
+    client.run(warm_up, "cuda")
     return client
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipeline import hygiene, signals
+from pipeline import cudf_frame, hygiene, signals
 from pipeline.indicators import REGISTRY
 from pipeline.kernels.rolling import window_at_end
 from pipeline.schema import DATE, DATE_DTYPE, TICKER, TICKER_DTYPE
@@ -137,18 +137,22 @@ def sparkline_matrix(column: pd.Series) -> np.ndarray:
 
 
 def compute_indicators(
-    arrays: Mapping[str, np.ndarray], bounds: np.ndarray, device: str = "cpu"
+    arrays: Mapping[str, np.ndarray],
+    bounds: np.ndarray,
+    device: str = "cpu",
+    on_device: Mapping[str, object] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every indicator in :data:`INDICATORS` over all segments, keyed by column name.
 
     Indicators that share a kernel and parameters (ADX, +DI and −DI) share one kernel run.
     ``device="cuda"`` runs the kernels' GPU twins (:mod:`pipeline.kernels.gpu`): the inputs
-    go to the GPU once, the results come back as NumPy arrays with the same bits.
+    go to the GPU once (not at all when ``on_device`` holds them there already), the results
+    come back as NumPy arrays with the same bits.
     """
     if device == "cuda":
         from pipeline.kernels.gpu import OnDevice
 
-        run = OnDevice(arrays, bounds)
+        run = OnDevice(arrays, bounds, on_device)
     else:
 
         def run(kernel, inputs, params):
@@ -187,12 +191,28 @@ def latest_features(
 
     Tickers whose every row was dropped keep their row (counts only, NaN features), so the
     scan can report them. ``extra`` adds ``extra_columns`` after :data:`COLUMNS`. ``device``
-    is where the indicator kernels run (``cpu`` or ``cuda``).
+    is where the indicator kernels run (``cpu`` or ``cuda``). A cuDF partition (in GPU memory)
+    is cleaned there and its indicators run there (see :mod:`pipeline.cudf_frame`).
     """
-    cleaned = hygiene.clean(bars)
+    if cudf_frame.is_cudf(bars):
+        cleaned = hygiene.clean_on_device(*cudf_frame.device_columns(bars))
+        return features_of(cleaned, benchmark, extra, extra_columns, "cuda")
+    out = features_of(hygiene.clean(bars), benchmark, extra, extra_columns, device)
+    out.attrs.update(bars.attrs)  # e.g. how the bars were read (the bar cache's outcome)
+    return out
+
+
+def features_of(
+    cleaned: hygiene.Cleaned,
+    benchmark: Benchmark | None = None,
+    extra: Extra | None = None,
+    extra_columns: tuple[str, ...] = (),
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """:func:`latest_features` of bars already cleaned."""
     arrays, bounds = cleaned.arrays, cleaned.bounds
     tails = Tails.from_bounds(bounds)
-    ind = compute_indicators(arrays, bounds, device)
+    ind = compute_indicators(arrays, bounds, device, cleaned.on_device)
     close, volume, dates = arrays["close"], arrays["volume"], arrays[DATE]
 
     last_close = tails.at(close)
@@ -245,7 +265,6 @@ def latest_features(
         index=cleaned.tickers,
     )
     out = counts.join(frame, how="left")
-    out.attrs.update(bars.attrs)  # e.g. how the bars were read (the bar cache's outcome)
     for col, dtype in COLUMNS.items():
         if dtype == "bool":
             out[col] = out[col].fillna(False).astype(bool)
@@ -282,10 +301,11 @@ def _sparklines(tails: Tails, close: np.ndarray) -> pd.api.extensions.ExtensionA
     return pd.arrays.ArrowExtensionArray(values)
 
 
-def warm_up() -> None:
+def warm_up(device: str = "cpu") -> None:
     """Compile (or load from Numba's disk cache) every kernel of :func:`latest_features` on a
     tiny frame, so a process's first real partition does not pay for it. The cluster runs this
-    once on each worker."""
+    once on each worker; ``device="cuda"`` also compiles the GPU twins (and the cleaning's,
+    for cuDF partitions, where cuDF is installed)."""
     n = 40
     ramp = np.linspace(10.0, 12.0, n)
     low = ramp - 0.5
@@ -301,4 +321,9 @@ def warm_up() -> None:
         },
         index=pd.Index(["A"] * n, dtype=TICKER_DTYPE, name=TICKER),
     )
-    latest_features(frame, Benchmark(frame[DATE].to_numpy(), ramp))
+    benchmark = Benchmark(frame[DATE].to_numpy(), ramp)
+    latest_features(frame, benchmark, device=device)
+    if device == "cuda" and cudf_frame.available():
+        import cudf
+
+        latest_features(cudf.from_pandas(frame), benchmark)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Literal
 
 import dask.dataframe as dd
 import numpy as np
@@ -33,6 +34,7 @@ def load_bars(
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
     cache: BarCache | None = None,
+    backend: Literal["pandas", "cudf"] = "pandas",
 ) -> dd.DataFrame:
     """Bars of the store at ``path`` as a Dask DataFrame (index ``ticker``, known divisions).
 
@@ -41,7 +43,11 @@ def load_bars(
     ``end`` are never read. With an enabled ``cache``, partitions come from Redis when they
     are there (no Parquet is read for them) and are put there when they are not; each
     partition's ``attrs["bar_cache"]`` is ``"hit"``, ``"miss"`` or ``"off"``.
+    ``backend="cudf"`` reads the partitions into GPU memory as cuDF frames, without the cache
+    (see :mod:`pipeline.cudf_frame`).
     """
+    if backend == "cudf":
+        cache = None
     store = BarStore.open(path)
     manifest = store.manifest if cache is not None and cache.enabled else None
     selected = store.select(tickers)
@@ -71,10 +77,16 @@ def load_bars(
     ]
     divisions = [hit[0] for _, hit in selected] + [selected[-1][1][-1]]
     extra = {"cache": cache} if manifest is not None else {}
+    if backend == "cudf":
+        from pipeline import cudf_frame
+
+        read, meta = cudf_frame.read_partition, cudf_frame.meta()
+    else:
+        read, meta = _read_partition, empty_bars()
     return dd.from_map(
-        _read_partition,
+        read,
         specs,
-        meta=empty_bars(),
+        meta=meta,
         divisions=divisions,
         label="read-bars",
         enforce_metadata=False,

@@ -14,7 +14,9 @@ The result is plain arrays, ready for the segmented kernels.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +44,7 @@ class Cleaned:
     arrays: dict[str, np.ndarray]  # date, open, high, low, close, volume of the kept rows
     bounds: np.ndarray  # segment bounds of ``arrays`` (tickers that kept a row)
     kept: np.ndarray  # positions in ``tickers`` of the tickers that kept a row
+    on_device: Mapping[str, Any] | None = None  # ``arrays`` in GPU memory too (clean_on_device)
 
 
 def clean(bars: pd.DataFrame) -> Cleaned:
@@ -49,8 +52,8 @@ def clean(bars: pd.DataFrame) -> Cleaned:
     bounds = segment_bounds(bars.index)
     dates = bars[DATE].to_numpy()
     lengths = np.diff(bounds)
-    codes = np.repeat(np.arange(len(lengths)), lengths)
-    if np.any((codes[1:] == codes[:-1]) & (dates[1:] < dates[:-1])):
+    if cleaning.out_of_order(dates.view(np.int64), bounds):
+        codes = np.repeat(np.arange(len(lengths)), lengths)
         bars = bars.iloc[np.lexsort((dates, codes))]  # sort dates inside each ticker
     tickers = bars.index[bounds[:-1]]
     arrays = {c: _read_only(bars[c].to_numpy()) for c in BAR_COLUMNS}
@@ -59,8 +62,12 @@ def clean(bars: pd.DataFrame) -> Cleaned:
     dropped = {name: counts[:, code + 1] for code, name in enumerate(REASONS)}
     kept_rows = counts[:, cleaning.KEEP]
     if (kept_rows != lengths).any():
-        values = cleaning.compact(reason == cleaning.KEEP, arrays[DATE].view(np.int64), *columns)
-        arrays = {c: _read_only(v) for c, v in zip(BAR_COLUMNS, values, strict=True)}
+        total = int(kept_rows.sum())
+        values = [arrays[DATE].view(np.int64), *columns]
+        arrays = {
+            c: _read_only(cleaning.compact(reason, total, v))
+            for c, v in zip(BAR_COLUMNS, values, strict=True)
+        }
         arrays[DATE] = arrays[DATE].view(DATE_DTYPE)
         kept = np.flatnonzero(kept_rows)
         bounds = np.concatenate(([0], np.cumsum(kept_rows[kept]))).astype(np.int64)
@@ -73,6 +80,51 @@ def clean(bars: pd.DataFrame) -> Cleaned:
         arrays=arrays,
         bounds=bounds,
         kept=kept,
+    )
+
+
+def clean_on_device(tickers: pd.Index, bounds: np.ndarray, columns: Mapping[str, Any]) -> Cleaned:
+    """:func:`clean` for a partition already in GPU memory, with the same result.
+
+    ``columns`` are Numba device arrays of :data:`BAR_COLUMNS` (``date`` as int64 nanoseconds),
+    ``bounds`` their ticker segments and ``tickers`` one name per segment. The checks and the
+    compaction run on the GPU (:mod:`pipeline.kernels.gpu`); the clean columns stay there for
+    the indicator kernels (``on_device``) and come to the host once for the features. Rows out
+    of date order (never in a store Technic wrote) are sorted by :func:`clean` on the host.
+    """
+    from numba import cuda
+
+    from pipeline.kernels import gpu
+
+    lengths = np.diff(bounds)
+    on_gpu = cuda.to_device(np.ascontiguousarray(bounds, dtype=np.int64))
+    if gpu.out_of_order(columns[DATE], on_gpu):
+        host = {c: columns[c].copy_to_host() for c in BAR_COLUMNS}
+        host[DATE] = host[DATE].view(DATE_DTYPE)
+        return clean(pd.DataFrame(host, index=pd.Index(tickers.repeat(lengths), name=TICKER)))
+    values = [columns[c] for c in BAR_COLUMNS]
+    codes, counts = gpu.reasons(*values, on_gpu)
+    dropped = {name: counts[:, code + 1] for code, name in enumerate(REASONS)}
+    kept_rows = counts[:, cleaning.KEEP]
+    if (kept_rows != lengths).any():
+        at = cuda.to_device(np.concatenate(([0], np.cumsum(kept_rows)[:-1])).astype(np.int64))
+        total = int(kept_rows.sum())
+        values = [gpu.compact(codes, on_gpu, at, total, v) for v in values]
+        kept = np.flatnonzero(kept_rows)
+        bounds = np.concatenate(([0], np.cumsum(kept_rows[kept]))).astype(np.int64)
+    else:
+        kept = np.arange(len(lengths))
+    device = dict(zip(BAR_COLUMNS, values, strict=True))
+    arrays = {c: _read_only(v.copy_to_host()) for c, v in device.items()}
+    arrays[DATE] = arrays[DATE].view(DATE_DTYPE)
+    return Cleaned(
+        tickers=pd.Index(tickers, name=TICKER),
+        rows_in=lengths,
+        dropped=dropped,
+        arrays=arrays,
+        bounds=bounds,
+        kept=kept,
+        on_device=device,
     )
 
 

@@ -35,7 +35,7 @@ import pandas as pd
 from dask.callbacks import Callback
 from distributed import Client, as_completed, futures_of
 
-from pipeline import features, hygiene, redis_conn, scoring, snapshots
+from pipeline import cudf_frame, features, hygiene, redis_conn, scoring, snapshots
 from pipeline.cache import BarCache, count_outcomes
 from pipeline.config import Settings, TradeStyle, get_settings
 from pipeline.errors import ConfigError, StoreError, UnknownSectorError
@@ -203,7 +203,14 @@ def execute(
     universe = bar_store.universe()
     bar_cache = _bar_cache(settings)
     benchmark = _benchmark(bar_store, settings.benchmark, cutoff, bar_cache)
-    frame = load_bars(request.store, tickers=request.tickers, end=cutoff, cache=bar_cache)
+    device = scan_device(settings)
+    frame = load_bars(
+        request.store,
+        tickers=request.tickers,
+        end=cutoff,
+        cache=bar_cache,
+        backend="cudf" if device == "cuda" and cudf_frame.available() else "pandas",
+    )
     if client is not None:
         bars = client.persist(frame)
         _wait(futures_of(bars), "read", report)
@@ -224,7 +231,6 @@ def execute(
 
         meta = meta.assign(**{c: pd.Series([], dtype=t) for c, t in COLUMNS.items()})
         extra = {"extra": LatestAlpha.of(model), "extra_columns": tuple(COLUMNS)}
-    device = scan_device(settings)
     latest_frame = bars.map_partitions(
         features.latest_features, benchmark=benchmark, meta=meta, device=device, **extra
     )

@@ -492,13 +492,12 @@ class BarStore:
                     stale.unlink(missing_ok=True)
 
 
-def read_file(
-    path: Path,
+def parquet_filters(
     tickers: tuple[str, ...] | None = None,
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
-) -> pd.DataFrame:
-    """Read one store file into a bars frame (ticker index), optionally filtered."""
+) -> list[tuple[str, str, Any]] | None:
+    """Parquet row filters (pyarrow's and cuDF's format) for tickers and a date range."""
     filters: list[tuple[str, str, Any]] = []
     if tickers is not None:
         filters.append((TICKER, "in", list(tickers)))
@@ -506,8 +505,18 @@ def read_file(
         filters.append((DATE, ">=", pd.Timestamp(start)))
     if end is not None:
         filters.append((DATE, "<=", pd.Timestamp(end)))
+    return filters or None
+
+
+def read_file(
+    path: Path,
+    tickers: tuple[str, ...] | None = None,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Read one store file into a bars frame (ticker index), optionally filtered."""
     try:
-        table = pq.read_table(path, filters=filters or None)
+        table = pq.read_table(path, filters=parquet_filters(tickers, start, end))
     except (OSError, pa.ArrowInvalid) as exc:
         raise StoreError(f"cannot read store file {path}: {exc}") from None
     frame = table.to_pandas()

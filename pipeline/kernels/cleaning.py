@@ -1,4 +1,8 @@
-"""Row checks for data hygiene, one pass over a flat partition (see :mod:`pipeline.hygiene`)."""
+"""Row checks for data hygiene over a flat partition (see :mod:`pipeline.hygiene`).
+
+The per-segment functions (``*_segment``) are the one definition of each check;
+the drivers here run them on the CPU, their twins in :mod:`pipeline.kernels.gpu` on a GPU.
+"""
 
 from __future__ import annotations
 
@@ -6,63 +10,81 @@ import math
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
 KEEP = 0  # reason codes: 0 keeps the row; 1.. index pipeline.hygiene.REASONS plus one
+CODES = 6
+
+
+@register_jitable
+def out_of_order_segment(dates, lo, hi):
+    """Whether the dates of rows ``lo:hi`` ever go backwards."""
+    for i in range(lo + 1, hi):  # noqa: SIM110 (no generators in CUDA device code)
+        if dates[i] < dates[i - 1]:
+            return True
+    return False
+
+
+@register_jitable
+def reasons_segment(dates, open_, high, low, close, volume, lo, hi, codes, counts):
+    """Rows ``lo:hi`` (one ticker): each row's first hygiene reason (0: keep) into ``codes``,
+    the count of each reason into ``counts`` (that ticker's row). ``dates`` are int64
+    nanoseconds sorted inside the segment; of equal dates the last row is kept."""
+    for i in range(lo, hi):
+        o, h, lw, c, v = open_[i], high[i], low[i], close[i], volume[i]
+        if i + 1 < hi and dates[i + 1] == dates[i]:
+            code = 1
+        elif not (math.isfinite(o) and math.isfinite(h) and math.isfinite(lw)
+                  and math.isfinite(c)):  # fmt: skip
+            code = 2
+        elif not (o > 0 and h > 0 and lw > 0 and c > 0):
+            code = 3
+        elif not h >= lw:
+            code = 4
+        elif not (math.isfinite(v) and v >= 0):
+            code = 5
+        else:
+            code = KEEP
+        codes[i] = code
+        counts[code] += 1
+
+
+@register_jitable
+def compact_segment(codes, lo, hi, at, source, target):
+    """Copy the kept rows of ``source[lo:hi]`` to ``target`` from position ``at`` on."""
+    j = at
+    for i in range(lo, hi):
+        if codes[i] == KEEP:
+            target[j] = source[i]
+            j += 1
+
+
+@njit(cache=True, nogil=True)
+def out_of_order(dates, bounds):
+    """Whether any segment's dates go backwards (then the rows need sorting first)."""
+    for s in range(bounds.shape[0] - 1):
+        if out_of_order_segment(dates, bounds[s], bounds[s + 1]):
+            return True
+    return False
 
 
 @njit(cache=True, nogil=True)
 def reasons(dates, open_, high, low, close, volume, bounds):
     """Per row, the first hygiene reason that drops it (0: keep), and per segment the count of
-    each reason: ``(codes, counts[segment, code])``. ``dates`` are int64 nanoseconds sorted
-    inside each segment; of equal dates the last row is kept."""
-    n = close.shape[0]
+    each reason: ``(codes, counts[segment, code])``."""
     k = bounds.shape[0] - 1
-    codes = np.zeros(n, dtype=np.int8)
-    counts = np.zeros((k, 6), dtype=np.int64)
+    codes = np.zeros(close.shape[0], dtype=np.int8)
+    counts = np.zeros((k, CODES), dtype=np.int64)
     for s in range(k):
-        lo, hi = bounds[s], bounds[s + 1]
-        for i in range(lo, hi):
-            o, h, lw, c, v = open_[i], high[i], low[i], close[i], volume[i]
-            if i + 1 < hi and dates[i + 1] == dates[i]:
-                code = 1
-            elif not (math.isfinite(o) and math.isfinite(h) and math.isfinite(lw)
-                      and math.isfinite(c)):  # fmt: skip
-                code = 2
-            elif not (o > 0 and h > 0 and lw > 0 and c > 0):
-                code = 3
-            elif not h >= lw:
-                code = 4
-            elif not (math.isfinite(v) and v >= 0):
-                code = 5
-            else:
-                code = KEEP
-            codes[i] = code
-            counts[s, code] += 1
+        reasons_segment(
+            dates, open_, high, low, close, volume, bounds[s], bounds[s + 1], codes, counts[s]
+        )
     return codes, counts
 
 
 @njit(cache=True, nogil=True)
-def compact(keep, dates, open_, high, low, close, volume):
-    """The rows where ``keep`` is true, as new arrays (one pass instead of six masks)."""
-    m = 0
-    for i in range(keep.shape[0]):
-        m += keep[i]
-    out = (
-        np.empty(m, dtype=dates.dtype),
-        np.empty(m, dtype=open_.dtype),
-        np.empty(m, dtype=high.dtype),
-        np.empty(m, dtype=low.dtype),
-        np.empty(m, dtype=close.dtype),
-        np.empty(m, dtype=volume.dtype),
-    )
-    j = 0
-    for i in range(keep.shape[0]):
-        if keep[i]:
-            out[0][j] = dates[i]
-            out[1][j] = open_[i]
-            out[2][j] = high[i]
-            out[3][j] = low[i]
-            out[4][j] = close[i]
-            out[5][j] = volume[i]
-            j += 1
+def compact(codes, kept, column):
+    """The ``kept`` rows of ``column`` whose code is KEEP, as a new array."""
+    out = np.empty(kept, dtype=column.dtype)
+    compact_segment(codes, 0, codes.shape[0], 0, column, out)
     return out

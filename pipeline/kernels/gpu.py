@@ -1,4 +1,4 @@
-"""The segmented indicator kernels on a CUDA GPU: one GPU thread per ticker segment.
+"""The segmented kernels on a CUDA GPU: one GPU thread per ticker segment.
 
 Every kernel here calls the same per-segment function as its CPU driver (``*_segment``,
 compiled for the GPU by Numba from the one definition), on the same slices, so CPU and GPU
@@ -6,8 +6,10 @@ compute the same operations in the same order, fused multiply-adds included: the
 A launch runs all the segments of a partition at once; each thread walks its ticker's bars in
 date order, as the recursive indicators (EMA, RSI, ATR, ADX) require.
 
-``run(kernel, *arrays, bounds, *params)`` takes and returns device arrays (Numba's or CuPy's:
-anything with ``__cuda_array_interface__``); :data:`TWINS` maps each CPU driver to its twin.
+The indicator twins take and return device arrays (Numba's, or CuPy's: anything with
+``__cuda_array_interface__``); :data:`TWINS` maps each CPU driver to its twin. The hygiene
+twins (:func:`out_of_order`, :func:`reasons`, :func:`compact`) clean a partition that is
+already in GPU memory (a cuDF partition's columns).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from numba import cuda
 
-from pipeline.kernels import directional, rolling, smoothing, volume
+from pipeline.kernels import cleaning, directional, rolling, smoothing, volume
+from pipeline.kernels.cleaning import compact_segment, out_of_order_segment, reasons_segment
 from pipeline.kernels.directional import directional_segment
 from pipeline.kernels.rolling import (
     bbands_segment,
@@ -261,6 +264,53 @@ def mfi(high, low, close, vol, bounds, n):
     return out
 
 
+@cuda.jit
+def _out_of_order(dates, bounds, flags):
+    s = cuda.grid(1)
+    if s < bounds.shape[0] - 1:
+        flags[s] = out_of_order_segment(dates, bounds[s], bounds[s + 1])
+
+
+def out_of_order(dates, bounds) -> bool:
+    """Whether any segment's dates go backwards (``dates``: int64 nanoseconds)."""
+    segments = bounds.shape[0] - 1
+    flags = cuda.to_device(np.zeros(max(segments, 1), dtype=np.int8))
+    _launch(_out_of_order, bounds, dates, bounds, flags)
+    return bool(flags.copy_to_host().any())
+
+
+@cuda.jit
+def _reasons(dates, open_, high, low, close, volume, bounds, codes, counts):
+    s = cuda.grid(1)
+    if s < bounds.shape[0] - 1:
+        reasons_segment(
+            dates, open_, high, low, close, volume, bounds[s], bounds[s + 1], codes, counts[s]
+        )
+
+
+def reasons(dates, open_, high, low, close, volume, bounds):
+    """Twin of :func:`pipeline.kernels.cleaning.reasons`: device codes, host counts."""
+    codes = cuda.device_array(close.shape[0], dtype=np.int8)
+    counts = cuda.to_device(np.zeros((bounds.shape[0] - 1, cleaning.CODES), dtype=np.int64))
+    _launch(_reasons, bounds, dates, open_, high, low, close, volume, bounds, codes, counts)
+    return codes, counts.copy_to_host()
+
+
+@cuda.jit
+def _compact(codes, bounds, at, source, target):
+    s = cuda.grid(1)
+    if s < bounds.shape[0] - 1:
+        compact_segment(codes, bounds[s], bounds[s + 1], at[s], source, target)
+
+
+def compact(codes, bounds, at, kept: int, column):
+    """Twin of :func:`pipeline.kernels.cleaning.compact`: each segment's kept rows go to
+    ``at[segment]`` on (``at``: the kept rows before it)."""
+    out = cuda.device_array(kept, dtype=column.dtype)
+    _launch(_compact, bounds, codes, bounds, at, column, out)
+    return out
+
+
 # CPU driver → its GPU twin (same arguments, device arrays in and out).
 TWINS: dict[Callable, Callable] = {
     smoothing.sma: sma,
@@ -282,12 +332,18 @@ TWINS: dict[Callable, Callable] = {
 
 class OnDevice:
     """Runs CPU drivers' twins on one partition: each input array goes to the GPU once (on
-    first use), each result comes back as a NumPy array."""
+    first use) unless ``device`` already holds it there, each result comes back as a NumPy
+    array."""
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], bounds: np.ndarray):
+    def __init__(
+        self,
+        arrays: Mapping[str, np.ndarray],
+        bounds: np.ndarray,
+        device: Mapping[str, object] | None = None,
+    ):
         self.arrays = arrays
         self.bounds = cuda.to_device(np.ascontiguousarray(bounds))
-        self.device: dict[str, object] = {}
+        self.device: dict[str, object] = dict(device or {})
 
     def _input(self, name: str):
         if name not in self.device:

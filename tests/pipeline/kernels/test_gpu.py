@@ -1,4 +1,5 @@
-"""The GPU twins of the segmented kernels give the CPU's bits.
+"""The GPU twins of the segmented kernels give the CPU's bits, and a partition cleaned in GPU
+memory gives the host's cleaning and features.
 
 On a machine with a CUDA GPU the twins run on it; everywhere, they also run in Numba's CUDA
 simulator (a subprocess with NUMBA_ENABLE_CUDASIM=1, which executes the kernels' Python on
@@ -81,10 +82,67 @@ def check_features() -> int:
     return len(cpu)
 
 
+def to_device_columns(bars):
+    """A pandas partition as :func:`pipeline.hygiene.clean_on_device` takes it (what
+    :func:`pipeline.cudf_frame.device_columns` makes of a cuDF partition)."""
+    from numba import cuda
+
+    from pipeline.frame import segment_bounds
+    from pipeline.schema import BAR_COLUMNS, DATE
+
+    bounds = segment_bounds(bars.index)
+    tickers = bars.index[bounds[:-1]]
+    columns = {c: cuda.to_device(bars[c].to_numpy()) for c in BAR_COLUMNS}
+    columns[DATE] = cuda.to_device(bars[DATE].to_numpy().view(np.int64))
+    return tickers, bounds, columns
+
+
+def check_device_hygiene() -> int:
+    """Partitions cleaned in GPU memory (dirty rows of every kind, a ticker with no clean
+    row, dates out of order, a clean universe) equal the host's cleaning, and so do their
+    latest features; returns the partitions compared."""
+    import pandas as pd
+
+    from pipeline import hygiene
+    from pipeline.features import Benchmark, features_of, latest_features
+    from pipeline.schema import TICKER, conform_bars
+    from pipeline.sources.synthetic import generate_universe
+    from tests.pipeline.test_hygiene import DIRTY_ROWS
+
+    dirty = conform_bars(pd.DataFrame(DIRTY_ROWS)).set_index(TICKER)
+    universe = generate_universe(12, 280, seed=4).bars.set_index(TICKER)
+    spy = universe.loc["SPY"]
+    benchmark = Benchmark(spy["date"].to_numpy(), spy["close"].to_numpy())
+    partitions = {
+        "dirty": dirty,
+        "sorted dirty": dirty[dirty.index != "BBB"],
+        "universe": universe,
+    }
+    for name, bars in partitions.items():
+        host = hygiene.clean(bars)
+        device = hygiene.clean_on_device(*to_device_columns(bars))
+        assert (device.on_device is None) == (name == "dirty"), name  # BBB is out of order
+        pd.testing.assert_index_equal(device.tickers, host.tickers)
+        for field in ("rows_in", "bounds", "kept"):
+            np.testing.assert_array_equal(getattr(device, field), getattr(host, field), name)
+        for reason in hygiene.REASONS:
+            np.testing.assert_array_equal(device.dropped[reason], host.dropped[reason], name)
+        for column, values in host.arrays.items():
+            got = device.arrays[column]
+            assert got.dtype == values.dtype, name
+            np.testing.assert_array_equal(got.view(np.int64), values.view(np.int64), name)
+        cpu = latest_features(bars, benchmark)
+        gpu = features_of(device, benchmark, device="cuda")
+        pd.testing.assert_frame_equal(gpu, cpu, check_exact=True)
+    return len(partitions)
+
+
 def test_twins_match_the_cpu_in_the_cuda_simulator() -> None:
     code = (
-        "from tests.pipeline.kernels.test_gpu import check_features, check_twins; "
-        "print(','.join(check_twins())); print(check_features())"
+        "from tests.pipeline.kernels.test_gpu import check_device_hygiene, check_features, "
+        "check_twins; print(','.join(check_twins())); print(check_features()); "
+        "print(check_device_hygiene()); "
+        "from pipeline.features import warm_up; warm_up('cuda'); print('warm')"
     )
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
@@ -92,9 +150,10 @@ def test_twins_match_the_cpu_in_the_cuda_simulator() -> None:
         timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
-    kernels, tickers = done.stdout.strip().splitlines()
+    kernels, tickers, partitions, warm = done.stdout.strip().splitlines()
     assert set(kernels.split(",")) == {*REGISTRY, "extremes"}
     assert int(tickers) == 13  # 12 stocks and SPY, every feature column equal
+    assert int(partitions) == 3 and warm == "warm"
 
 
 def test_twins_match_the_cpu_on_the_gpu() -> None:
@@ -105,6 +164,7 @@ def test_twins_match_the_cpu_on_the_gpu() -> None:
     for seed in (3, 11, 29):
         assert set(check_twins(seed)) == {*REGISTRY, "extremes"}
     assert check_features() == 13
+    assert check_device_hygiene() == 3
 
 
 def test_every_cpu_driver_has_a_twin() -> None:

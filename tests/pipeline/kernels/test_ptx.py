@@ -25,7 +25,7 @@ pytest.importorskip(
     "numba_cuda", reason="numba-cuda is not installed (pip install -e '.[test]' brings it)"
 )
 
-from numba import cuda, float64, int64, types
+from numba import cuda, float64, int8, int64, types
 
 from pipeline.kernels import gpu
 from pipeline.kernels.rounding import mul
@@ -33,6 +33,7 @@ from pipeline.kernels.rounding import mul
 CC = (9, 0)  # Hopper
 F = types.Array(float64, 1, "C")
 B = types.Array(int64, 1, "C")
+C = types.Array(int8, 1, "C")  # hygiene reason codes, flags
 I = int64  # noqa: E741
 # Every kernel's argument types, in the order its launcher passes them.
 SIGNATURES = {
@@ -50,7 +51,11 @@ SIGNATURES = {
     "_roc": (F, B, F, I),
     "_obv": (F, F, B, F),
     "_mfi": (F, F, F, F, B, F, I),
+    "_out_of_order": (B, B, C),
+    "_reasons": (B, F, F, F, F, F, B, C, types.Array(int64, 2, "C")),
+    "_compact": (C, B, B, F, F),
 }
+DATES_COMPACT = (C, B, B, B, B)  # _compact also moves the int64 dates
 EXPLICIT_FMA = {"_ema", "_macd", "_atr"}  # kernels whose steps call fma() (TA-Lib's C fma)
 F64_OP = re.compile(r"\b((?:mul|add|sub|fma|div|sqrt)(?:\.\w+)*\.f64)\b")
 
@@ -95,12 +100,15 @@ def test_every_kernel_is_checked() -> None:
     assert kernels == set(SIGNATURES)
 
 
-@pytest.mark.parametrize("name", sorted(SIGNATURES))
-def test_kernel_compiles_without_fused_products(f64_ops, name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "argument_types"),
+    [*sorted(SIGNATURES.items()), ("_compact", DATES_COMPACT)],
+)
+def test_kernel_compiles_without_fused_products(f64_ops, name: str, argument_types) -> None:
     kernel = getattr(gpu, name).py_func
-    ops = f64_ops(kernel, SIGNATURES[name])
+    ops = f64_ops(kernel, argument_types)
     assert ops["mul.f64"] == 0, f"{name}: unrounded products {dict(ops)}"
-    assert ops["fma.rn.f64"] == f64_ops(kernel, SIGNATURES[name], fma=False)["fma.rn.f64"]
+    assert ops["fma.rn.f64"] == f64_ops(kernel, argument_types, fma=False)["fma.rn.f64"]
     assert (ops["fma.rn.f64"] > 0) == (name in EXPLICIT_FMA), dict(ops)
 
 
