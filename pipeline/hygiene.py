@@ -59,20 +59,16 @@ def clean(bars: pd.DataFrame) -> Cleaned:
     arrays = {c: _read_only(bars[c].to_numpy()) for c in BAR_COLUMNS}
     columns = [arrays[c] for c in ("open", "high", "low", "close", "volume")]
     reason, counts = cleaning.reasons(arrays[DATE].view(np.int64), *columns, bounds)
-    dropped = {name: counts[:, code + 1] for code, name in enumerate(REASONS)}
-    kept_rows = counts[:, cleaning.KEEP]
-    if (kept_rows != lengths).any():
-        total = int(kept_rows.sum())
+    dropped, kept, kept_bounds = _tally(counts, lengths)
+    if kept_bounds is not None:
+        total = int(kept_bounds[-1])
         values = [arrays[DATE].view(np.int64), *columns]
         arrays = {
             c: _read_only(cleaning.compact(reason, total, v))
             for c, v in zip(BAR_COLUMNS, values, strict=True)
         }
         arrays[DATE] = arrays[DATE].view(DATE_DTYPE)
-        kept = np.flatnonzero(kept_rows)
-        bounds = np.concatenate(([0], np.cumsum(kept_rows[kept]))).astype(np.int64)
-    else:
-        kept = np.arange(len(lengths))
+        bounds = kept_bounds
     return Cleaned(
         tickers=pd.Index(tickers, name=TICKER),
         rows_in=lengths,
@@ -104,16 +100,12 @@ def clean_on_device(tickers: pd.Index, bounds: np.ndarray, columns: Mapping[str,
         return clean(pd.DataFrame(host, index=pd.Index(tickers.repeat(lengths), name=TICKER)))
     values = [columns[c] for c in BAR_COLUMNS]
     codes, counts = gpu.reasons(*values, on_gpu)
-    dropped = {name: counts[:, code + 1] for code, name in enumerate(REASONS)}
-    kept_rows = counts[:, cleaning.KEEP]
-    if (kept_rows != lengths).any():
+    dropped, kept, kept_bounds = _tally(counts, lengths)
+    if kept_bounds is not None:
+        kept_rows = counts[:, cleaning.KEEP]
         at = cuda.to_device(np.concatenate(([0], np.cumsum(kept_rows)[:-1])).astype(np.int64))
-        total = int(kept_rows.sum())
-        values = [gpu.compact(codes, on_gpu, at, total, v) for v in values]
-        kept = np.flatnonzero(kept_rows)
-        bounds = np.concatenate(([0], np.cumsum(kept_rows[kept]))).astype(np.int64)
-    else:
-        kept = np.arange(len(lengths))
+        values = [gpu.compact(codes, on_gpu, at, int(kept_bounds[-1]), v) for v in values]
+        bounds = kept_bounds
     device = dict(zip(BAR_COLUMNS, values, strict=True))
     arrays = {c: _read_only(v.copy_to_host()) for c, v in device.items()}
     arrays[DATE] = arrays[DATE].view(DATE_DTYPE)
@@ -126,6 +118,19 @@ def clean_on_device(tickers: pd.Index, bounds: np.ndarray, columns: Mapping[str,
         kept=kept,
         on_device=device,
     )
+
+
+def _tally(
+    counts: np.ndarray, lengths: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
+    """From the per-ticker reason counts: the drops per reason, the positions of the tickers
+    that kept a row, and the segment bounds of the kept rows (None when no row was dropped)."""
+    dropped = {name: counts[:, code + 1] for code, name in enumerate(REASONS)}
+    kept_rows = counts[:, cleaning.KEEP]
+    if not (kept_rows != lengths).any():
+        return dropped, np.arange(len(lengths)), None
+    kept = np.flatnonzero(kept_rows)
+    return dropped, kept, np.concatenate(([0], np.cumsum(kept_rows[kept]))).astype(np.int64)
 
 
 def _read_only(values: np.ndarray) -> np.ndarray:
