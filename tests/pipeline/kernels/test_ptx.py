@@ -10,14 +10,18 @@ into one FMA (one rounding instead of two); the kernels prevent that with
 * the kernel holds as many ``fma.rn.f64`` as when NVVM is told ``-fma=0``: only the explicit
   ``fma()`` calls of the EMA, MACD and ATR steps, which TA-Lib makes too.
 
-The simulator test (``test_gpu.py``) checks the same kernels' results bit for bit.
+ptxas then assembles each kernel for sm_90, as the driver would at its first launch. The
+simulator test (``test_gpu.py``) checks the same kernels' results bit for bit.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import types as pytypes
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -61,9 +65,9 @@ F64_OP = re.compile(r"\b((?:mul|add|sub|fma|div|sqrt)(?:\.\w+)*\.f64)\b")
 
 
 @pytest.fixture(scope="module")
-def f64_ops():
-    """``f64_ops(function, argument_types, fma=True)`` → the f64 operations of the function
-    compiled as a kernel for sm_90, counted (``fma=False`` compiles with NVVM's ``-fma=0``).
+def compile_ptx():
+    """``compile_ptx(function, argument_types, fma=True)`` → the function compiled as a kernel
+    for sm_90, as PTX text (``fma=False`` compiles with NVVM's ``-fma=0``).
 
     Device functions (the shared ``*_segment`` definitions) ask the CUDA driver for the
     current device's compute capability; with no driver here, that lookup answers sm_90.
@@ -82,17 +86,37 @@ def f64_ops():
         patch.undo()
         pytest.skip(f"NVVM cannot compile here ({type(exc).__name__}: {exc})")
 
-    def run(function, argument_types: tuple, fma: bool = True) -> Counter:
+    def run(function, argument_types: tuple, fma: bool = True) -> str:
         if not fma:
             patch.setattr(nvvm, "compile_ir", lambda ir, **o: compile_ir(ir, **o, fma=False))
         try:
             ptx, _ = cuda.compile_ptx(function, argument_types, cc=CC)
         finally:
             patch.setattr(nvvm, "compile_ir", compile_ir)
-        return Counter(F64_OP.findall(ptx))
+        return ptx
 
     yield run
     patch.undo()
+
+
+def f64_ops(ptx: str) -> Counter:
+    return Counter(F64_OP.findall(ptx))
+
+
+def ptxas() -> str | None:
+    """NVIDIA's PTX assembler: on the PATH, or from the nvidia-cuda-nvcc wheel."""
+    found = shutil.which("ptxas")
+    if found is None:
+        try:
+            from nvidia import cuda_nvcc
+        except ImportError:
+            return None
+        wheel = Path(next(iter(cuda_nvcc.__path__))) / "bin" / "ptxas"
+        found = str(wheel) if wheel.exists() else None
+    return found
+
+
+KERNELS = [*sorted(SIGNATURES.items()), ("_compact", DATES_COMPACT)]
 
 
 def test_every_kernel_is_checked() -> None:
@@ -100,16 +124,30 @@ def test_every_kernel_is_checked() -> None:
     assert kernels == set(SIGNATURES)
 
 
-@pytest.mark.parametrize(
-    ("name", "argument_types"),
-    [*sorted(SIGNATURES.items()), ("_compact", DATES_COMPACT)],
-)
-def test_kernel_compiles_without_fused_products(f64_ops, name: str, argument_types) -> None:
+@pytest.mark.parametrize(("name", "argument_types"), KERNELS)
+def test_kernel_compiles_without_fused_products(compile_ptx, name: str, argument_types) -> None:
     kernel = getattr(gpu, name).py_func
-    ops = f64_ops(kernel, argument_types)
+    ops = f64_ops(compile_ptx(kernel, argument_types))
     assert ops["mul.f64"] == 0, f"{name}: unrounded products {dict(ops)}"
-    assert ops["fma.rn.f64"] == f64_ops(kernel, argument_types, fma=False)["fma.rn.f64"]
+    unfused = f64_ops(compile_ptx(kernel, argument_types, fma=False))
+    assert ops["fma.rn.f64"] == unfused["fma.rn.f64"], dict(ops)
     assert (ops["fma.rn.f64"] > 0) == (name in EXPLICIT_FMA), dict(ops)
+
+
+@pytest.mark.parametrize(("name", "argument_types"), KERNELS)
+def test_kernel_assembles_for_sm_90(compile_ptx, tmp_path, name: str, argument_types) -> None:
+    """ptxas turns the PTX into sm_90 machine code: what the driver does at the first launch."""
+    assembler = ptxas()
+    if assembler is None:
+        pytest.skip("ptxas is not installed (the nvidia-cuda-nvcc wheel brings it)")
+    source = tmp_path / f"{name}.ptx"
+    source.write_text(compile_ptx(getattr(gpu, name).py_func, argument_types))
+    done = subprocess.run(
+        [assembler, "--gpu-name", "sm_90", "--verbose", str(source), "-o", str(tmp_path / "k")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"Used \d+ registers", done.stderr + done.stdout), done.stderr
 
 
 def plain_multiply_add(x, out):
@@ -120,10 +158,10 @@ def rounded_multiply_add(x, out):
     out[0] = mul(x[0], x[1]) + x[2]
 
 
-def test_the_check_sees_contraction(f64_ops) -> None:
+def test_the_check_sees_contraction(compile_ptx) -> None:
     """Written ``x * y + z``, NVVM fuses the product into an FMA; ``mul`` keeps it apart."""
-    fused = f64_ops(plain_multiply_add, (F, F))
+    fused = f64_ops(compile_ptx(plain_multiply_add, (F, F)))
     assert fused["fma.rn.f64"] == 1 and fused["mul.f64"] == 0
-    assert f64_ops(plain_multiply_add, (F, F), fma=False)["fma.rn.f64"] == 0
-    kept = f64_ops(rounded_multiply_add, (F, F))
+    assert f64_ops(compile_ptx(plain_multiply_add, (F, F), fma=False))["fma.rn.f64"] == 0
+    kept = f64_ops(compile_ptx(rounded_multiply_add, (F, F)))
     assert kept["fma.rn.f64"] == 0 and kept["mul.rn.f64"] == 1
