@@ -3,8 +3,8 @@
 ``local`` starts a distributed LocalCluster (dashboard on :8787, or a free port when that one is
 taken) with one single-threaded worker per core unless TECHNIC_MAX_WORKERS says otherwise.
 ``sync`` returns no client: Dask's synchronous scheduler runs everything in this process, which
-is what a debugger wants. ``cuda`` needs dask-cuda; without it (or without a GPU) Technic says
-so once and runs on the local CPU cluster.
+is what a debugger wants. ``cuda`` needs the ``gpu`` extra (dask-cuda, CuPy, numba-cuda) and a
+GPU; without them Technic says so once and runs on the local CPU cluster.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def _say_once(message: str) -> None:
 
 def gpu_status() -> tuple[bool, str]:
     """Whether this machine can run the cuda cluster: (True, device names) or (False, why
-    not: no dask-cuda, no CuPy, no CUDA device)."""
-    for module in ("dask_cuda", "cupy"):
+    not: no dask-cuda, CuPy or numba-cuda, no CUDA device)."""
+    for module in ("dask_cuda", "cupy", "numba_cuda"):
         try:
             __import__(module)
         except ImportError:

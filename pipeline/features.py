@@ -326,4 +326,4 @@ def warm_up(device: str = "cpu") -> None:
     if device == "cuda" and cudf_frame.available():
         import cudf
 
-        latest_features(cudf.from_pandas(frame), benchmark)
+        latest_features(cudf.from_pandas(frame.set_axis(frame.index.astype(object))), benchmark)

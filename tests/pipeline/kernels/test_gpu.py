@@ -117,6 +117,7 @@ def check_device_hygiene() -> int:
         "dirty": dirty,
         "sorted dirty": dirty[dirty.index != "BBB"],
         "universe": universe,
+        "empty": universe.iloc[:0],
     }
     for name, bars in partitions.items():
         host = hygiene.clean(bars)
@@ -153,7 +154,7 @@ def test_twins_match_the_cpu_in_the_cuda_simulator() -> None:
     kernels, tickers, partitions, warm = done.stdout.strip().splitlines()
     assert set(kernels.split(",")) == {*REGISTRY, "extremes"}
     assert int(tickers) == 13  # 12 stocks and SPY, every feature column equal
-    assert int(partitions) == 3 and warm == "warm"
+    assert int(partitions) == 4 and warm == "warm"
 
 
 def test_twins_match_the_cpu_on_the_gpu() -> None:
@@ -164,7 +165,7 @@ def test_twins_match_the_cpu_on_the_gpu() -> None:
     for seed in (3, 11, 29):
         assert set(check_twins(seed)) == {*REGISTRY, "extremes"}
     assert check_features() == 13
-    assert check_device_hygiene() == 3
+    assert check_device_hygiene() == 4
 
 
 def test_every_cpu_driver_has_a_twin() -> None:
