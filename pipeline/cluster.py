@@ -108,9 +108,18 @@ def _importable(module: str) -> bool:
     return True
 
 
+def cuda_threads(settings: Settings, cores: int, gpus: int) -> int:
+    """Threads per GPU worker: TECHNIC_MAX_WORKERS's threads when it names them ('1x8'), else
+    the machine's cores shared among its GPUs. A partition's host work (reading, cleaning
+    pandas partitions, the latest-bar features) then overlaps other partitions' kernels
+    instead of queueing behind them on dask-cuda's default single thread."""
+    return settings.worker_threads or max(1, cores // max(gpus, 1))
+
+
 def _cuda_client(settings: Settings) -> Client:
-    """A dask-cuda LocalCUDACluster: one worker per GPU, an RMM pool, cuDF spilling where
-    cuDF is installed."""
+    """A dask-cuda LocalCUDACluster: one worker per GPU (:func:`cuda_threads` threads each),
+    an RMM pool, cuDF spilling where cuDF is installed."""
+    import cupy
     from dask_cuda import LocalCUDACluster
 
     options: dict[str, object] = {}
@@ -118,8 +127,12 @@ def _cuda_client(settings: Settings) -> Client:
         options["enable_cudf_spill"] = True
     if _importable("rmm") and settings.gpu_pool > 0:
         options["rmm_pool_size"] = settings.gpu_pool
+    threads = cuda_threads(settings, os.cpu_count() or 1, cupy.cuda.runtime.getDeviceCount())
     cluster = LocalCUDACluster(
-        dashboard_address=settings.dashboard_address, silence_logs=logging.ERROR, **options
+        threads_per_worker=threads,
+        dashboard_address=settings.dashboard_address,
+        silence_logs=logging.ERROR,
+        **options,
     )
     client = Client(cluster)
     client.run(warm_up, "cuda")

@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     max_workers: str | None = Field(
         None,
         description="Dask workers x threads for the local cluster, e.g. '2' or '2x1'; "
-        "default one single-threaded worker per core (TECHNIC_MAX_WORKERS).",
+        "default one single-threaded worker per core. The cuda cluster has one worker per GPU "
+        "and takes only the threads ('1x8'; default the cores shared among the GPUs) "
+        "(TECHNIC_MAX_WORKERS).",
     )
     dashboard_address: str = Field(
         ":8787", description="Dask dashboard bind address; ':0' picks a free port."
@@ -285,7 +287,13 @@ class Settings(BaseSettings):
             return None, 1
         match = _WORKERS.match(self.max_workers)
         assert match is not None  # validated
-        return int(match.group(1)), int(match.group(2) or 1)
+        return int(match.group(1)), self.worker_threads or 1
+
+    @property
+    def worker_threads(self) -> int | None:
+        """Threads per worker when TECHNIC_MAX_WORKERS names them ('2x1'), else None."""
+        match = _WORKERS.match(self.max_workers or "")
+        return int(match.group(2)) if match and match.group(2) else None
 
     @property
     def effective_cluster(self) -> str:

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from distributed import Client
 
-from pipeline.cluster import client_session, gpu_status
+from pipeline.cluster import client_session, cuda_threads, gpu_status
 from pipeline.config import Settings
 from pipeline.scan import run_scan
 from tests.conftest import run_cli
@@ -35,6 +35,15 @@ def test_gpu_status_says_what_is_missing() -> None:
     if found:
         pytest.skip(f"this machine has a usable GPU ({reason})")
     assert reason and any(word in reason for word in ("dask-cuda", "cupy", "CUDA"))
+
+
+@pytest.mark.parametrize(
+    ("max_workers", "cores", "gpus", "threads"),
+    [(None, 16, 1, 16), (None, 16, 4, 4), (None, 2, 4, 1), ("1x3", 16, 1, 3), ("4", 16, 2, 8)],
+)
+def test_cuda_workers_share_the_cores_among_the_gpus(max_workers, cores, gpus, threads) -> None:
+    settings = Settings(max_workers=max_workers)
+    assert cuda_threads(settings, cores, gpus) == threads
 
 
 def test_cuda_without_a_gpu_says_so_once_and_scans_on_the_cpu(
