@@ -138,11 +138,37 @@ def check_device_hygiene() -> int:
     return len(partitions)
 
 
+def check_scan() -> int:
+    """A whole scan (sync scheduler) with its kernels on the GPU gives the CPU scan's table;
+    returns the rows compared."""
+    import tempfile
+
+    import pandas as pd
+
+    from pipeline import scan
+    from pipeline.config import Settings
+    from pipeline.sources.synthetic import generate_universe
+    from pipeline.store import BarStore
+
+    universe = generate_universe(24, 300, seed=9)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "store"
+        BarStore(store).write(universe.bars, universe.universe, rows_per_file=2_000)
+        settings = Settings(data_dir=tmp, cluster="sync", use_redis=False)
+        cpu = scan.run_scan(store, settings=settings)
+        scan.scan_device = lambda settings: "cuda"  # what a machine with a GPU decides
+        gpu = scan.run_scan(store, settings=settings)
+    pd.testing.assert_frame_equal(gpu.table, cpu.table, check_exact=True)
+    assert gpu.hygiene == cpu.hygiene
+    return len(cpu.table)
+
+
 def test_twins_match_the_cpu_in_the_cuda_simulator() -> None:
     code = (
         "from tests.pipeline.kernels.test_gpu import check_device_hygiene, check_features, "
+        "check_scan, "
         "check_twins; print(','.join(check_twins())); print(check_features()); "
-        "print(check_device_hygiene()); "
+        "print(check_device_hygiene()); print(check_scan()); "
         "from pipeline.features import warm_up; warm_up('cuda'); print('warm')"
     )
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
@@ -151,10 +177,10 @@ def test_twins_match_the_cpu_in_the_cuda_simulator() -> None:
         timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
-    kernels, tickers, partitions, warm = done.stdout.strip().splitlines()
+    kernels, tickers, partitions, rows, warm = done.stdout.strip().splitlines()
     assert set(kernels.split(",")) == {*REGISTRY, "extremes"}
     assert int(tickers) == 13  # 12 stocks and SPY, every feature column equal
-    assert int(partitions) == 4 and warm == "warm"
+    assert int(partitions) == 4 and int(rows) > 12 and warm == "warm"
 
 
 def test_twins_match_the_cpu_on_the_gpu() -> None:
