@@ -2,9 +2,10 @@
 
 Every kernel here calls the same per-segment function as its CPU driver (``*_segment``,
 compiled for the GPU by Numba from the one definition), on the same slices, so CPU and GPU
-compute the same operations in the same order, fused multiply-adds included: the same bits.
-A launch runs all the segments of a partition at once; each thread walks its ticker's bars in
-date order, as the recursive indicators (EMA, RSI, ATR, ADX) require.
+compute the same operations in the same order, fused multiply-adds included, and nothing else
+fused (products are :func:`~pipeline.kernels.rounding.mul`): the same bits. A launch runs all
+the segments of a partition at once; each thread walks its ticker's bars in date order, as the
+recursive indicators (EMA, RSI, ATR, ADX) require.
 
 The indicator twins take and return device arrays (Numba's, or CuPy's: anything with
 ``__cuda_array_interface__``); :data:`TWINS` maps each CPU driver to its twin. The hygiene
