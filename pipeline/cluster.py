@@ -150,13 +150,31 @@ def client_session(settings: Settings | None = None) -> Iterator[Client | None]:
 
 
 def close(client: Client | None) -> None:
-    """Close a client and the local cluster it started, if any (a remote scheduler stays)."""
+    """Close a client and the local cluster it started, if any (a remote scheduler stays).
+
+    While a local cluster shuts down, a worker whose heartbeat is in flight logs the closed
+    connection as an error with a traceback (dask/distributed#7105); that is expected there, so
+    the workers' and this process's Dask logs are quiet for the shutdown only."""
     if client is None:
         return
     cluster = client.cluster
+    if cluster is None:
+        client.close()
+        return
+    with contextlib.suppress(Exception):  # workers already gone: nothing to quiet
+        client.run(_quiet_dask_logs)
     client.close()
-    if cluster is not None:
+    dask_log = logging.getLogger("distributed")
+    level = dask_log.level
+    dask_log.setLevel(logging.CRITICAL)
+    try:
         cluster.close()
+    finally:
+        dask_log.setLevel(level)
+
+
+def _quiet_dask_logs() -> None:
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
 def describe(client: Client | None) -> str:
