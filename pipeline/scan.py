@@ -2,7 +2,8 @@
 
 Stages (each timed, each reporting partitions done to an optional progress callback):
 
-``read``           the store's files into partitions (persisted on the workers), plus the
+``read``           the store's files into partitions (persisted on the workers; cuDF frames
+                   in GPU memory on the cuda cluster where cuDF is installed), plus the
                    benchmark's closes; on Dask's local schedulers (no client) reading is
                    fused into the next stage, which then includes it
 ``indicators``     ``map_partitions(latest_features)``: hygiene, indicators, features and
