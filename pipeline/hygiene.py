@@ -52,7 +52,7 @@ def clean(bars: pd.DataFrame) -> Cleaned:
     bounds = segment_bounds(bars.index)
     dates = bars[DATE].to_numpy()
     lengths = np.diff(bounds)
-    if cleaning.out_of_order(dates.view(np.int64), bounds):
+    if cleaning.out_of_order(_read_only(dates.view(np.int64)), bounds):
         codes = np.repeat(np.arange(len(lengths)), lengths)
         bars = bars.iloc[np.lexsort((dates, codes))]  # sort dates inside each ticker
     tickers = bars.index[bounds[:-1]]
