@@ -194,21 +194,69 @@ def execute(
     if client is None and settings.effective_cluster != "sync":
         client = _default_client()
     report = progress or (lambda stage, done, total: None)
-    cutoff = request.as_of
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
-    # read
     tic = time.perf_counter()
+    inputs = _read(request, settings, client, report)
+    timings["read"] = time.perf_counter() - tic
+
+    # the model is looked up first: the indicators stage computes its features
+    tic = time.perf_counter()
+    model, alpha_reason = _alpha_model(settings)
+    alpha_lookup = time.perf_counter() - tic
+
+    tic = time.perf_counter()
+    latest, reads = _indicators(inputs, model, client, settings, report)
+    timings["indicators"] = time.perf_counter() - tic
+
+    tic = time.perf_counter()
+    alpha_info = _alpha_info(model, alpha_reason, settings)
+    report("alpha", 1, 1)
+    timings["alpha"] = alpha_lookup + time.perf_counter() - tic
+
+    tic = time.perf_counter()
+    table, statuses, meta = _cross_section(request, inputs, latest, model, settings)
+    counts = meta["hygiene"]
+    meta.update(
+        timings=timings,
+        model=alpha_info,
+        cache={"bars": {**reads, "ttl": inputs.cache.ttl if inputs.cache is not None else 0}},
+    )
+    document = snapshots.build(table, meta)
+    report("cross_section", 1, 1)
+    timings["cross_section"] = time.perf_counter() - tic
+    timings["total"] = time.perf_counter() - started
+    timings.update({k: round(v, 4) for k, v in timings.items()})
+    document["log"] = snapshots.status_line(meta)
+    _log_scan(meta["universe_size"], timings, reads, inputs, client)
+    return ScanResult(
+        table=table, snapshot=document, timings=timings, hygiene=counts, statuses=statuses
+    )
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What the read stage found: the store, its universe, the benchmark, the partitions."""
+
+    store: BarStore
+    universe: pd.DataFrame
+    cache: BarCache | None
+    benchmark: features.Benchmark | None
+    device: str
+    bars: dd.DataFrame  # persisted on the cluster's workers when there is a client
+
+
+def _read(
+    request: ScanRequest, settings: Settings, client: Client | None, report: Progress
+) -> _Inputs:
     bar_store = BarStore.open(request.store)
-    universe = bar_store.universe()
     bar_cache = _bar_cache(settings)
-    benchmark = _benchmark(bar_store, settings.benchmark, cutoff, bar_cache)
     device = scan_device(settings)
     frame = load_bars(
         request.store,
         tickers=request.tickers,
-        end=cutoff,
+        end=request.as_of,
         cache=bar_cache,
         backend="cudf" if device == "cuda" and cudf_frame.available() else "pandas",
     )
@@ -217,43 +265,59 @@ def execute(
         _wait(futures_of(bars), "read", report)
     else:  # local schedulers: reading is fused into the next stage (see module docstring)
         bars = frame
-    timings["read"] = time.perf_counter() - tic
+    return _Inputs(
+        store=bar_store,
+        universe=bar_store.universe(),
+        cache=bar_cache,
+        benchmark=_benchmark(bar_store, settings.benchmark, request.as_of, bar_cache),
+        device=device,
+        bars=bars,
+    )
 
-    # alpha model: looked up first, because the indicators stage computes its features
-    tic = time.perf_counter()
-    model, alpha_reason = _alpha_model(settings)
-    alpha_lookup = time.perf_counter() - tic
 
-    # indicators + features
-    tic = time.perf_counter()
+def _indicators(
+    inputs: _Inputs, model: Any, client: Client | None, settings: Settings, report: Progress
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``map_partitions(latest_features)``: one row per ticker (with the model's raw score
+    when there is a model), and how the partitions' bars were read."""
     meta, extra = features.empty(), {}
     if model is not None:
         from pipeline.alpha.inference import COLUMNS, LatestAlpha
 
         meta = meta.assign(**{c: pd.Series([], dtype=t) for c, t in COLUMNS.items()})
         extra = {"extra": LatestAlpha.of(model), "extra_columns": tuple(COLUMNS)}
-    latest_frame = bars.map_partitions(
-        features.latest_features, benchmark=benchmark, meta=meta, device=device, **extra
+    latest_frame = inputs.bars.map_partitions(
+        features.latest_features,
+        benchmark=inputs.benchmark,
+        meta=meta,
+        device=inputs.device,
+        **extra,
     )
-    latest, reads = _gather(latest_frame, client, settings, report)
-    timings["indicators"] = time.perf_counter() - tic
+    return _gather(latest_frame, client, settings, report)
 
-    # alpha (features and raw scores came with the indicators stage)
-    tic = time.perf_counter()
+
+def _alpha_info(model: Any, reason: str, settings: Settings) -> dict[str, Any]:
+    """The snapshot's ``model`` entry."""
     if model is None:
-        alpha_info = {"alpha": None, "alpha_weight": 0.0, "reason": alpha_reason}
-    else:
-        alpha_info = {
-            "alpha": model.version,
-            "alpha_weight": settings.alpha_weight,
-            "reason": None,
-            **model.summary(),
-        }
-    report("alpha", 1, 1)
-    timings["alpha"] = alpha_lookup + time.perf_counter() - tic
+        return {"alpha": None, "alpha_weight": 0.0, "reason": reason}
+    return {
+        "alpha": model.version,
+        "alpha_weight": settings.alpha_weight,
+        "reason": None,
+        **model.summary(),
+    }
 
-    # cross-section
-    tic = time.perf_counter()
+
+def _cross_section(
+    request: ScanRequest,
+    inputs: _Inputs,
+    latest: pd.DataFrame,
+    model: Any,
+    settings: Settings,
+) -> tuple[pd.DataFrame, pd.Series, dict[str, Any]]:
+    """Statuses, scores, ranks and filters over the latest rows; the ranked table, each
+    ticker's status and the snapshot's metadata (timings, model and cache are added later)."""
+    cutoff = request.as_of
     stocks = latest[latest.index != settings.benchmark]
     last_bar = (stocks if len(stocks) else latest)["last_date"].max()
     if pd.isna(last_bar):
@@ -270,7 +334,7 @@ def execute(
             len(stocks),
             f"{scan_date:%Y-%m-%d}",
         )
-    scored = latest[statuses == "ok"].join(universe, how="left")
+    scored = latest[statuses == "ok"].join(inputs.universe, how="left")
     scored = scored.rename(columns={"sector": "Sector", "industry": "Industry"})
     scored[["Sector", "Industry"]] = scored[["Sector", "Industry"]].fillna("Unknown")
     alpha = win_prob = None
@@ -288,7 +352,6 @@ def execute(
         win_prob=win_prob,
     )
     table = _filter(table, request.sectors, request.min_price, request.min_dollar_volume)
-    counts = _hygiene(latest, statuses)
     universe_size = int((statuses != "benchmark").sum())
     meta = {
         "snapshot_id": _snapshot_id(scan_date),
@@ -300,39 +363,38 @@ def execute(
         "trade_style": request.trade_style,
         "filters": request.filters(),
         "account": {"account_size": request.account_size, "risk_pct": request.risk_pct},
-        "timings": timings,
-        "hygiene": counts,
-        "model": alpha_info,
-        "regime": scoring.market_regime(benchmark.close) if benchmark is not None else None,
-        "store": {"path": str(request.store), "data_version": bar_store.data_version},
-        "cache": {"bars": {**reads, "ttl": bar_cache.ttl if bar_cache is not None else 0}},
+        "hygiene": _hygiene(latest, statuses),
+        "regime": (
+            scoring.market_regime(inputs.benchmark.close) if inputs.benchmark is not None else None
+        ),
+        "store": {"path": str(request.store), "data_version": inputs.store.data_version},
     }
-    document = snapshots.build(table, meta)
-    report("cross_section", 1, 1)
-    timings["cross_section"] = time.perf_counter() - tic
-    timings["total"] = time.perf_counter() - started
-    timings.update({k: round(v, 4) for k, v in timings.items()})
-    document["log"] = snapshots.status_line(meta)
-    if bar_cache is not None:
+    return table, statuses, meta
+
+
+def _log_scan(
+    universe_size: int,
+    timings: dict[str, float],
+    reads: dict[str, int],
+    inputs: _Inputs,
+    client: Client | None,
+) -> None:
+    """The operators' lines: the bar cache's outcomes and ``[SCAN PERF]``."""
+    if inputs.cache is not None:
         log.info(
             "[CACHE] bars: %d hit, %d miss, %d off (ttl %ds)",
             reads["hit"],
             reads["miss"],
             reads["off"],
-            bar_cache.ttl,
+            inputs.cache.ttl,
         )
-    n = max(universe_size, 1)
-    workers = _describe_workers(client)
     log.info(
         "[SCAN PERF] %d symbols via dask in %.2fs (%.5fs/symbol, workers=%s, gpu=%s)",
         universe_size,
         timings["total"],
-        timings["total"] / n,
-        workers,
-        device == "cuda",
-    )
-    return ScanResult(
-        table=table, snapshot=document, timings=timings, hygiene=counts, statuses=statuses
+        timings["total"] / max(universe_size, 1),
+        _describe_workers(client),
+        inputs.device == "cuda",
     )
 
 
