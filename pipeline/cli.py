@@ -28,6 +28,7 @@ from rich.table import Table
 
 from pipeline.config import get_settings
 from pipeline.errors import ConfigError, StoreError, TechnicError
+from pipeline.vocabulary import TRADE_STYLES
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -205,7 +206,12 @@ def scan(
         ),
     ] = False,
     sector: Annotated[
-        list[str] | None, typer.Option("--sector", help="Keep this sector (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--sector",
+            help="Keep this sector (repeatable): the store's own name, a GICS sector or an "
+            "alias (Technology, Healthcare, Financial Services...).",
+        ),
     ] = None,
     ticker: Annotated[
         list[str] | None, typer.Option("--ticker", help="Scan only this ticker (repeatable).")
@@ -219,7 +225,8 @@ def scan(
         str | None, typer.Option(help="Scan as of this date, using only bars up to it.")
     ] = None,
     trade_style: Annotated[
-        str | None, typer.Option(help="Day trading | Short-term swing | Position / longer-term.")
+        str | None,
+        typer.Option(help=f"Trade style (case-insensitive): {TRADE_STYLES.describe()}."),
     ] = None,
     account_size: Annotated[
         float | None, typer.Option(min=0, help="Account size for position sizes.")

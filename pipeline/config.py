@@ -11,9 +11,10 @@ import logging
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     Field,
     SecretStr,
@@ -24,10 +25,12 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.errors import ConfigError
+from pipeline.vocabulary import TRADE_STYLES
 
 log = logging.getLogger(__name__)
 
-TradeStyle = Literal["Day trading", "Short-term swing", "Position / longer-term"]
+TradeStyle = Annotated[str, AfterValidator(TRADE_STYLES.parse)]
+"""A trade style: any name or alias of ``vocabulary.TRADE_STYLES``, read as its canonical name."""
 _UNPREFIXED = {
     "RAY_NUM_CPUS",
     "REDIS_URL",
@@ -97,6 +100,12 @@ class Settings(BaseSettings):
         description="Where 'technic train' writes alpha models and scans look for the newest "
         "compatible one; default <data_dir>/models (TECHNIC_MODELS_DIR).",
     )
+    alpha_model: str | None = Field(
+        None,
+        description="An alpha model to blend whatever store it was trained on: a version in "
+        "the models directory or a model directory's path. Unset (default), a scan blends "
+        "only the newest model trained on its own store's universe (TECHNIC_ALPHA_MODEL).",
+    )
     account_size: float = Field(
         100_000.0, gt=0, description="Account size in USD for trade-plan position sizes."
     )
@@ -104,7 +113,9 @@ class Settings(BaseSettings):
         1.0, gt=0, le=100, description="Percent of the account risked per trade (stop distance)."
     )
     trade_style: TradeStyle = Field(
-        "Short-term swing", description="Default trade style for plans and ranking."
+        "Short-term swing",
+        description="Default trade style for plans and ranking: "
+        f"{TRADE_STYLES.describe()} (TECHNIC_TRADE_STYLE).",
     )
     use_redis: bool = Field(
         True,
@@ -222,6 +233,25 @@ class Settings(BaseSettings):
         description="Comma-separated origins allowed to call the API from a browser, or '*'; "
         "empty (default): no CORS headers (TECHNIC_CORS_ORIGINS).",
     )
+    llm_url: str | None = Field(
+        None,
+        description="An OpenAI-compatible chat-completions endpoint (or the API base it hangs "
+        "off, e.g. https://api.openai.com/v1) that words the copilot's answers from the "
+        "scan's facts; unset (default), the copilot answers from the data alone "
+        "(TECHNIC_LLM_URL).",
+    )
+    llm_api_key: SecretStr | None = Field(
+        None, description="Bearer key for TECHNIC_LLM_URL; never logged (TECHNIC_LLM_API_KEY)."
+    )
+    llm_model: str = Field(
+        "gpt-4o-mini", description="Model name sent to TECHNIC_LLM_URL (TECHNIC_LLM_MODEL)."
+    )
+    llm_timeout: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds the copilot waits for the language model before it answers "
+        "from the data alone (TECHNIC_LLM_TIMEOUT).",
+    )
     use_ray: bool = Field(
         False, description="Accepted from the old system; Dask does this job now."
     )
@@ -313,4 +343,5 @@ def get_settings() -> Settings:
         field = ".".join(str(p) for p in first["loc"]) or "settings"
         variable = field.upper() if field.upper() in _UNPREFIXED else f"TECHNIC_{field.upper()}"
         variable = "REDIS_URL" if field == "redis_url" else variable
-        raise ConfigError(f"bad setting {variable}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"bad setting {variable}: {message}") from None

@@ -46,6 +46,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "stale_days",
             "use_ml_alpha",
             "alpha_weight",
+            "alpha_model",
             "account_size",
             "risk_pct",
             "trade_style",
@@ -85,6 +86,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("HTTP service", ("api_key", "read_api_keys", "cors_origins")),
+    ("Copilot", ("llm_url", "llm_api_key", "llm_model", "llm_timeout")),
     ("Accepted from the old system", ("use_ray", "ray_num_cpus")),
 )
 

@@ -6,10 +6,11 @@ HTTP layer maps them to 4xx JSON.
 
     TechnicError
      ├── ConfigError          a setting or option has a bad value
+     │    └── UnknownNameError     a label (trade style, tier...) no vocabulary knows
+     │         └── UnknownSectorError   a sector filter names no sector of the universe
      ├── StoreError           the bar store is missing, empty or unreadable
      ├── DataError            an input file is malformed (missing columns, unparsable values)
      ├── UnknownTickerError   a requested ticker is not in the store
-     ├── UnknownSectorError   a sector filter names no sector of the universe
      ├── ModelError           an ML model artifact is missing, damaged or built for other
      │                        features than this code
      └── ProviderError        a market-data provider failed (after its retries)
@@ -58,15 +59,39 @@ class UnknownTickerError(TechnicError, KeyError):
         return str(self.args[0])
 
 
-class UnknownSectorError(TechnicError, ValueError):
+ECHO_LIMIT = 60  # characters of a user's value repeated in an error message
+
+
+def clip(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``value`` as text cut to ``limit`` characters: errors name bad values, not whole
+    request bodies."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class UnknownNameError(ConfigError):
+    """A name that no entry of a vocabulary (:mod:`pipeline.vocabulary`) matches."""
+
+    def __init__(self, kind: str, unknown: str | Iterable[str], valid: Iterable[str]):
+        self.kind = kind
+        self.unknown = [unknown] if isinstance(unknown, str) else sorted(unknown)
+        self.valid = list(valid)
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        names = ", ".join(repr(clip(u)) for u in self.unknown)
+        return f"unknown {self.kind} {names}; use one of {', '.join(self.valid)}"
+
+
+class UnknownSectorError(UnknownNameError):
     """A sector filter names no sector of the universe."""
 
     def __init__(self, unknown: Iterable[str], valid: Iterable[str]):
-        self.unknown = sorted(unknown)
-        self.valid = sorted(valid)
-        super().__init__(
-            f"unknown sector(s): {', '.join(self.unknown)}; valid sectors: {', '.join(self.valid)}"
-        )
+        super().__init__("sector", unknown, sorted(valid))
+
+    def message(self) -> str:
+        names = ", ".join(clip(u) for u in self.unknown)
+        return f"unknown sector(s): {names}; valid sectors: {', '.join(self.valid)}"
 
 
 class ProviderError(TechnicError):

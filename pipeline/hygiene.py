@@ -79,6 +79,16 @@ def clean(bars: pd.DataFrame) -> Cleaned:
     )
 
 
+def trusted(bars: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``bars`` (ticker index, grouped by ticker) that :func:`clean` keeps, as a
+    bars frame sorted by date within each ticker: the bars a chart of what the scan saw
+    should draw."""
+    cleaned = clean(bars)
+    lengths = np.diff(cleaned.bounds)
+    index = pd.Index(cleaned.tickers[cleaned.kept].repeat(lengths), name=TICKER)
+    return pd.DataFrame(cleaned.arrays, index=index, columns=list(BAR_COLUMNS))
+
+
 def clean_on_device(tickers: pd.Index, bounds: np.ndarray, columns: Mapping[str, Any]) -> Cleaned:
     """:func:`clean` for a partition already in GPU memory, with the same result.
 

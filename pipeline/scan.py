@@ -8,7 +8,8 @@ Stages (each timed, each reporting partitions done to an optional progress callb
                    fused into the next stage, which then includes it
 ``indicators``     ``map_partitions(latest_features)``: hygiene, indicators, features and
                    signals per partition; only one row per ticker comes back
-``alpha``          the ML model: the newest compatible one in TECHNIC_MODELS_DIR is looked
+``alpha``          the ML model: the newest compatible one in TECHNIC_MODELS_DIR trained on
+                   this store's universe (or the one TECHNIC_ALPHA_MODEL names) is looked
                    up before ``indicators``, whose tasks also compute its features at each
                    ticker's latest bar and score them (``inplace_predict``), so only one raw
                    score per ticker comes back; the snapshot's ``model`` entry names it. With
@@ -39,10 +40,11 @@ from distributed import Client, as_completed, futures_of
 from pipeline import cudf_frame, features, hygiene, redis_conn, scoring, snapshots
 from pipeline.cache import BarCache, count_outcomes
 from pipeline.config import Settings, TradeStyle, get_settings
-from pipeline.errors import ConfigError, StoreError, UnknownSectorError
+from pipeline.errors import ConfigError, StoreError
 from pipeline.frame import load_bars
 from pipeline.schema import DATE
 from pipeline.store import BarStore
+from pipeline.vocabulary import TRADE_STYLES, match_sectors
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +114,7 @@ def prepare(
     :class:`TechnicError` (unknown ticker or sector, bad date, missing store…)."""
     settings = settings or get_settings()
     path = Path(store).expanduser() if store is not None else settings.store_path
-    style = trade_style or settings.trade_style
-    if style not in scoring.STYLES:
-        raise ConfigError(f"unknown trade style {style!r}; use one of {', '.join(scoring.STYLES)}")
+    style = TRADE_STYLES.parse(trade_style) if trade_style else settings.trade_style
     account = account_size if account_size is not None else settings.account_size
     risk = risk_pct if risk_pct is not None else settings.risk_pct
     if not account > 0 or not 0 < risk <= 100:
@@ -131,9 +131,7 @@ def prepare(
     return ScanRequest(
         store=path,
         tickers=tickers,
-        sectors=match_sectors(
-            sectors, {str(s) for s in bar_store.universe()["sector"].dropna().unique()}
-        ),
+        sectors=_sectors(sectors, bar_store),
         min_price=min_price,
         min_dollar_volume=min_dollar_volume,
         as_of=_parse_date(as_of),
@@ -203,7 +201,7 @@ def execute(
 
     # the model is looked up first: the indicators stage computes its features
     tic = time.perf_counter()
-    model, alpha_reason = _alpha_model(settings)
+    model, alpha_reason = _alpha_model(settings, inputs.store)
     alpha_lookup = time.perf_counter() - tic
 
     tic = time.perf_counter()
@@ -297,13 +295,14 @@ def _indicators(
 
 
 def _alpha_info(model: Any, reason: str, settings: Settings) -> dict[str, Any]:
-    """The snapshot's ``model`` entry."""
+    """The snapshot's ``model`` entry (``named``: chosen by TECHNIC_ALPHA_MODEL)."""
     if model is None:
         return {"alpha": None, "alpha_weight": 0.0, "reason": reason}
     return {
         "alpha": model.version,
         "alpha_weight": settings.alpha_weight,
         "reason": None,
+        "named": bool(settings.alpha_model),
         **model.summary(),
     }
 
@@ -368,6 +367,8 @@ def _cross_section(
             scoring.market_regime(inputs.benchmark.close) if inputs.benchmark is not None else None
         ),
         "store": {"path": str(request.store), "data_version": inputs.store.data_version},
+        "unscored": _unscored(statuses, scored.index.difference(table.index)),
+        "universe_rules": {"min_history": settings.min_history, "stale_days": settings.stale_days},
     }
     return table, statuses, meta
 
@@ -398,14 +399,18 @@ def _log_scan(
     )
 
 
-def _alpha_model(settings: Settings) -> tuple[Any, str]:
-    """The newest compatible alpha model, or None and why AlphaScore will be null."""
+def _alpha_model(settings: Settings, store: BarStore) -> tuple[Any, str]:
+    """The model to blend, or None and why AlphaScore will be null: the one named by
+    TECHNIC_ALPHA_MODEL, else the newest compatible one trained on this store's universe."""
     null = "AlphaScore and win_prob_10d are null"
     if not settings.use_ml_alpha:
         return None, f"ML alpha is off (TECHNIC_USE_ML_ALPHA=0): {null}"
-    from pipeline.alpha.artifact import newest
+    from pipeline.alpha import artifact
 
-    model, reason = newest(settings.models_path)
+    if settings.alpha_model:
+        return artifact.named(settings.alpha_model, settings.models_path), ""
+    identity = artifact.StoreIdentity(store.store_id, store.path)
+    model, reason = artifact.newest(settings.models_path, identity)
     return model, "" if model is not None else f"{reason}: {null}"
 
 
@@ -438,16 +443,12 @@ def _default_client() -> Client | None:
         return None
 
 
-def match_sectors(requested: list[str] | None, valid: set[str]) -> set[str] | None:
-    """The ``valid`` sector names that ``requested`` names, case-insensitively (None when
-    nothing is requested); an unknown name raises :class:`UnknownSectorError` listing them."""
-    if not requested:
-        return None
-    by_key = {s.casefold(): s for s in valid}
-    unknown = [s for s in requested if s.strip().casefold() not in by_key]
-    if unknown:
-        raise UnknownSectorError(unknown, valid)
-    return {by_key[s.strip().casefold()] for s in requested}
+def _sectors(requested: list[str] | None, store: BarStore) -> set[str] | None:
+    """The store's own sector names that ``requested`` selects (see
+    :func:`pipeline.vocabulary.match_sectors`); None when nothing is requested."""
+    universe = {str(s) for s in store.universe()["sector"].dropna().unique()}
+    found = match_sectors(requested, universe)
+    return None if found is None else set(found.selected)
 
 
 def _bar_cache(settings: Settings) -> BarCache | None:
@@ -517,6 +518,18 @@ def _statuses(latest: pd.DataFrame, scan_date: pd.Timestamp, settings: Settings)
     status[latest["bars"] == 0] = "no_clean_bars"
     status[latest.index == settings.benchmark] = "benchmark"
     return status
+
+
+def _unscored(statuses: pd.Series, filtered: pd.Index) -> dict[str, list[str]]:
+    """The tickers read but not in the table, by why: each status but ``ok``, and
+    ``filtered`` for scored tickers the scan's filters left out."""
+    out = {
+        str(status): sorted(map(str, tickers))
+        for status, tickers in statuses[statuses != "ok"].groupby(statuses).groups.items()
+    }
+    if len(filtered):
+        out["filtered"] = sorted(map(str, filtered))
+    return out
 
 
 def _hygiene(latest: pd.DataFrame, statuses: pd.Series) -> dict[str, int]:

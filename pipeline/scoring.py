@@ -17,6 +17,7 @@ import pandas as pd
 
 from pipeline.config import TradeStyle
 from pipeline.indicators import sma
+from pipeline.vocabulary import BEARISH_SIGNALS, LONG_SIGNALS, MERIT_BAND_FLOORS
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class StylePreset:
     horizon_days: int
 
 
+# keyed by the canonical names of pipeline.vocabulary.TRADE_STYLES
 STYLES: dict[str, StylePreset] = {
     "Day trading": StylePreset({"ret_5d": 0.5, "ret_21d": 0.5}, 1.0, 1.5, 1),
     "Short-term swing": StylePreset(
@@ -47,7 +49,6 @@ TECH_WEIGHTS = {
     "rsi": 0.10,
     "flow": 0.10,
 }
-SIGNALS = ("Strong Long", "Long", "Neutral", "Avoid", "Short")
 MERIT_FLAG_PENALTY = 8.0
 FLAG_LABELS = {
     "HIGH_ATR": "high ATR",
@@ -57,7 +58,6 @@ FLAG_LABELS = {
     "EXTENDED": "extended above SMA20",
     "OVERBOUGHT": "overbought",
 }
-MERIT_BANDS = ((90.0, "A+"), (80.0, "A"), (65.0, "B"), (50.0, "C"), (-np.inf, "D"))
 
 
 def pct(values: pd.Series) -> pd.Series:
@@ -245,9 +245,11 @@ def merit_score(t: pd.DataFrame, rating: pd.Series, flags: pd.Series) -> pd.Seri
 
 
 def merit_band(score: pd.Series) -> pd.Series:
-    """A+ ≥ 90, A ≥ 80, B ≥ 65, C ≥ 50, D below."""
+    """A+ ≥ 90, A ≥ 80, B ≥ 65, C ≥ 50, D below (``vocabulary.MERIT_BAND_FLOORS``)."""
     choice = np.select(
-        [score >= floor for floor, _ in MERIT_BANDS], [b for _, b in MERIT_BANDS], "D"
+        [score >= floor for floor, _ in MERIT_BAND_FLOORS],
+        [band for _, band in MERIT_BAND_FLOORS],
+        MERIT_BAND_FLOORS[-1][1],
     )
     return pd.Series(choice, index=score.index, dtype="object")
 
@@ -282,9 +284,9 @@ def ultra_risky(t: pd.DataFrame) -> pd.Series:
 def tier(score: pd.Series, sig: pd.Series, risky: pd.Series) -> pd.Series:
     """Tier from ICS: CORE (ICS ≥ 70, a Long signal, not ultra-risky), SATELLITE (ICS ≥ 55,
     not Avoid/Short), WATCH otherwise."""
-    longish = sig.isin(["Long", "Strong Long"])
+    longish = sig.isin(LONG_SIGNALS)
     choice = np.select(
-        [(score >= 70) & longish & ~risky, (score >= 55) & ~sig.isin(["Avoid", "Short"])],
+        [(score >= 70) & longish & ~risky, (score >= 55) & ~sig.isin(BEARISH_SIGNALS)],
         ["CORE", "SATELLITE"],
         "WATCH",
     )

@@ -30,6 +30,7 @@ import hashlib
 import itertools
 import json
 import os
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -157,6 +158,13 @@ class BarStore:
     def data_version(self) -> str:
         """Changes whenever the store's content changes (a new generation)."""
         return self.manifest["data_version"]
+
+    @property
+    def store_id(self) -> str | None:
+        """The store's identity: made when the store is created (or replaced) and kept by
+        every write that adds to it, so a model can say which universe it was trained on.
+        None for a store written before identities existed (until its next write)."""
+        return self.manifest.get("store_id")
 
     def select(self, tickers: list[str] | None = None) -> list[tuple[StoreFile, tuple[str, ...]]]:
         """Files holding ``tickers`` (all when None), each with its selected tickers.
@@ -465,6 +473,7 @@ class BarStore:
         kept = previous if carry and previous is not None else {}
         manifest = {
             "format": FORMAT,
+            "store_id": kept.get("store_id") or uuid.uuid4().hex,
             "generation": generation,
             "data_version": f"g{generation}-{digest}",
             "written_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -24,6 +25,16 @@ async def _snapshot(request: Request) -> Current:
     if current is None:
         raise no_snapshot()
     return current
+
+
+def store_path(settings: Settings, current: Current | None) -> Path:
+    """The bar store the service reads: TECHNIC_STORE when it is set, else the store the
+    latest snapshot was computed from (it names it), else the default under the data dir.
+    So ``technic scan --store X --publish`` then ``technic serve`` serves X's history."""
+    if settings.store is not None or current is None:
+        return settings.store_path
+    named = (current.document.get("store") or {}).get("path")
+    return Path(named).expanduser() if named else settings.store_path
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from pipeline.errors import TechnicError
+from pipeline.errors import TechnicError, UnknownNameError
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,16 @@ def install(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         field = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return json_response(
-            {
-                "error": "invalid_request",
-                "detail": f"{field}: {first.get('msg', 'invalid')}",
-                "field": field,
-            },
-            status_code=422,
-        )
+        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        body: dict[str, object] = {
+            "error": "invalid_request",
+            "detail": f"{field}: {message}",
+            "field": field,
+        }
+        cause = (first.get("ctx") or {}).get("error")
+        if isinstance(cause, UnknownNameError):
+            body["valid"] = cause.valid
+        return json_response(body, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:

@@ -22,7 +22,7 @@ from pipeline.jobs import ScanJobs
 from service import errors, metrics
 from service.auth import ReadKey
 from service.response_cache import ResponseCache
-from service.routes import cluster, health, jobs, scan, scans, symbols
+from service.routes import cluster, copilot, health, jobs, scan, scans, symbols
 from service.snapshot_cache import SnapshotCache
 
 DESCRIPTION = """Technic serves the latest finished stock scan in milliseconds and starts new
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type", "X-API-Key", "Last-Event-ID"],
         )
     # /v1/scans/latest and /v1/scans/diff before the jobs' /v1/scans/{job_id}
-    for router in (scan.router, scans.router, symbols.router, cluster.router):
+    for router in (scan.router, scans.router, symbols.router, copilot.router, cluster.router):
         app.include_router(router, dependencies=[ReadKey])
     app.include_router(jobs.router)
     app.include_router(health.router)

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CACHEABLE = {
     ("POST", "/v1/scan"),
+    ("GET", "/v1/scan"),
     ("GET", "/v1/scans/latest"),
     ("GET", "/v1/universe_stats"),
     ("GET", "/v1/symbol"),

@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio.to_thread
 import orjson
+import pandas as pd
 import redis
 
 from pipeline import snapshots
@@ -43,6 +44,13 @@ class Current:
     _memo: OrderedDict[Hashable, tuple[Any, int]] = field(default_factory=OrderedDict, repr=False)
     _memo_bytes: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def sector_names(self) -> frozenset[str]:
+        """The universe's own sector names, as the snapshot's rows spell them."""
+        rows = self.document.get("results", [])
+        return self.memo(
+            ("sectors",), lambda: frozenset(r["Sector"] for r in rows if r.get("Sector"))
+        )
 
     async def amemo(self, key: Hashable, make: Callable[[], Any]) -> Any:
         """:meth:`memo` for async routes: a hit costs a dict lookup, a miss runs ``make`` in a
@@ -76,6 +84,8 @@ def _footprint(value: Any) -> int:
     bytes) at ~8x its JSON size."""
     if isinstance(value, bytes):
         return len(value)
+    if isinstance(value, pd.DataFrame):
+        return int(value.memory_usage(index=True).sum())
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], bytes):
         return 9 * len(value[1])
     return 1024
@@ -149,17 +159,53 @@ class SnapshotCache:
             current = self.current
         return current
 
-    def styled(self, current: Current, style: TradeStyle) -> tuple[dict[str, Any], bytes]:
-        """The snapshot's document and bytes for another trade style, from its ranked table
-        in Redis (scored once per snapshot and style)."""
+    def table(self, current: Current) -> pd.DataFrame:
+        """The snapshot's ranked table from Redis (fetched once per snapshot); raises
+        LookupError when there is no Redis connection or no table."""
 
-        def make() -> tuple[dict[str, Any], bytes]:
+        def make() -> pd.DataFrame:
             if self.conn is None:
                 raise LookupError("no Redis connection")
-            table = redis_store.get_table(self.conn, self.keys, current.snapshot_id)
+            try:
+                table = redis_store.get_table(self.conn, self.keys, current.snapshot_id)
+            except redis.RedisError as exc:
+                raise LookupError(f"Redis failed: {exc}") from None
             if table is None:
                 raise LookupError(f"snapshot {current.snapshot_id} has no table in Redis")
-            document = snapshots.restyle(table, current.document, style)
+            return table
+
+        return current.memo(("table",), make)
+
+    def styled(self, current: Current, style: TradeStyle) -> tuple[dict[str, Any], bytes]:
+        """The snapshot's document and bytes for another trade style, from its ranked table
+        in Redis (scored once per snapshot and style); raises LookupError without the table."""
+
+        def make() -> tuple[dict[str, Any], bytes]:
+            document = snapshots.restyle(self.table(current), current.document, style)
             return document, snapshots.to_json(document)
 
         return current.memo(("style", style), make)
+
+    def changes(self, current: Current) -> dict[str, Any] | None:
+        """What changed from the snapshot before ``current`` to it (see
+        :func:`pipeline.snapshots.diff`), once per snapshot; None when there is no earlier
+        snapshot. Raises LookupError while Redis cannot answer."""
+
+        def make() -> dict[str, Any] | None:
+            if self.conn is None:
+                raise LookupError("no Redis connection")
+            sid = current.snapshot_id
+            try:
+                before = redis_store.previous(
+                    self.conn, self.keys, sid, current.document.get("as_of", "")
+                )
+                if before is None:
+                    return None
+                tables = [redis_store.members(self.conn, self.keys, s) for s in (before, sid)]
+            except redis.RedisError as exc:
+                raise LookupError(f"Redis failed: {exc}") from None
+            if tables[0] is None or tables[1] is None:
+                return None
+            return {"from": before, "to": sid, **redis_store.compare(*tables)}
+
+        return current.memo(("changes",), make)

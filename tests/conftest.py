@@ -60,6 +60,16 @@ def demo_store(tmp_path_factory, demo_universe) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_scan(demo_store: Path, tmp_path_factory):
+    """:func:`demo_store` scanned once on the sync scheduler (no model, no Redis): a
+    :class:`pipeline.scan.ScanResult` for tests that read a finished snapshot."""
+    from pipeline.scan import run_scan
+
+    home = tmp_path_factory.mktemp("demo-scan")
+    return run_scan(demo_store, settings=Settings(data_dir=home, cluster="sync"))
+
+
+@pytest.fixture(scope="session")
 def many_partitions(tmp_path_factory) -> Path:
     """A store split into ~60 partitions (1,200 tickers × 400 days), so a scan reports many
     progress steps and lasts long enough to be watched, cancelled or disturbed."""

@@ -7,9 +7,11 @@ Layout under the models directory (``TECHNIC_MODELS_DIR``, default ``<data_dir>/
                             fingerprint, library versions, metrics, calibrator, model sha256
 
 A version directory is written under a temporary name and renamed into place, so a reader
-never sees half a model. :func:`newest` returns the newest *compatible* model: same card
-format and exactly the feature list and feature version of this code. :func:`load` refuses an
-incompatible one with a message saying why and what to do.
+never sees half a model. :func:`newest` returns the newest *compatible* model trained on a
+given store's universe: same card format, exactly the feature list and feature version of
+this code, and the store's identity on its card (a model trained on the demo universe never
+scores a real one). :func:`named` loads one model the user names, whatever it was trained on.
+:func:`load` refuses an incompatible one with a message saying why and what to do.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Model:
             "horizon": self.horizon,
             "created_at": self.card["created_at"],
             "trained_on": self.card["data"]["data_version"],
+            "trained_on_store": self.card["data"].get("store"),
             "oos_ic_mean": pooled.get("ic_mean"),
         }
 
@@ -154,8 +157,32 @@ def load(path: str | os.PathLike[str]) -> Model:
     return Model(path, card, raw, Calibrator.from_dict(card["calibration"]["calibrator"]))
 
 
-def newest(models_dir: str | os.PathLike[str]) -> tuple[Model | None, str]:
-    """The newest compatible model in ``models_dir`` and, when there is none, why."""
+@dataclass(frozen=True)
+class StoreIdentity:
+    """Which universe a scan runs on: the store's identity (its manifest's ``store_id``) and
+    path (what older cards and stores without an identity are matched by)."""
+
+    store_id: str | None
+    path: Path
+
+    def trained(self, card: dict[str, Any]) -> bool:
+        """Whether ``card`` says its model was trained on this store."""
+        data = card.get("data") or {}
+        if self.store_id is not None and data.get("store_id") is not None:
+            return data["store_id"] == self.store_id
+        trained_on = data.get("store")
+        return trained_on is not None and _same_path(Path(trained_on), self.path)
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return a.expanduser().resolve() == b.expanduser().resolve()
+
+
+def newest(
+    models_dir: str | os.PathLike[str], store: StoreIdentity | None = None
+) -> tuple[Model | None, str]:
+    """The newest compatible model in ``models_dir`` (trained on ``store`` when given) and,
+    when there is none, why."""
     models_dir = Path(models_dir).expanduser()
     if not models_dir.is_dir():
         return None, f"no trained model in {models_dir} (run 'technic train')"
@@ -163,16 +190,40 @@ def newest(models_dir: str | os.PathLike[str]) -> tuple[Model | None, str]:
     for sub in models_dir.iterdir():
         if sub.is_dir() and not sub.name.startswith(".") and (sub / CARD_FILE).is_file():
             try:
-                cards.append((read_card(sub).get("created_at", ""), sub))
+                cards.append((read_card(sub), sub))
             except ModelError as exc:
                 log.warning("skipping model: %s", exc)
     if not cards:
         return None, f"no trained model in {models_dir} (run 'technic train')"
+    cards.sort(key=lambda c: (str(c[0].get("created_at", "")), c[1].name), reverse=True)
+    if store is not None:
+        ours = [(card, sub) for card, sub in cards if store.trained(card)]
+        if not ours:
+            other = cards[0][0].get("data", {}).get("store", "another store")
+            return None, (
+                f"no model in {models_dir} was trained on this store's universe ({store.path}; "
+                f"the newest, {cards[0][1].name}, was trained on {other}): train one with "
+                f"'technic train --store {store.path}' or name one with TECHNIC_ALPHA_MODEL"
+            )
+        cards = ours
     refused = []
-    for _, sub in sorted(cards, key=lambda c: (str(c[0]), c[1].name), reverse=True):
+    for _, sub in cards:
         try:
             return load(sub), ""
         except ModelError as exc:
             refused.append(str(exc))
     log.warning("no compatible model: %s", refused[0])
     return None, f"no compatible model in {models_dir}: {refused[0]}"
+
+
+def named(name: str, models_dir: str | os.PathLike[str]) -> Model:
+    """The model ``name`` names: a version directory in ``models_dir`` or a model
+    directory's path. Raises :class:`ModelError` when it is missing or incompatible."""
+    candidates = [Path(models_dir).expanduser() / name, Path(name).expanduser()]
+    for path in candidates:
+        if (path / CARD_FILE).is_file():
+            return load(path)
+    raise ModelError(
+        f"TECHNIC_ALPHA_MODEL={name!r} names no model: neither a version in {models_dir} nor "
+        "a model directory (see 'technic train')"
+    )

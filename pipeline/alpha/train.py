@@ -342,6 +342,7 @@ def train(
         "device": device(settings),
         "data": {
             "store": str(Path(store).expanduser()),
+            "store_id": bar_store.store_id,
             "data_version": bar_store.data_version,
             "rows": len(data),
             "train_rows": len(rows),

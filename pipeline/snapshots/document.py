@@ -3,7 +3,9 @@
 The JSON document has the app's ``ScannerBundle`` shape (../shared/app-contract.md):
 ``results`` (ScanResult rows, best first), ``movers``, ``ideas``, ``log``, ``universe_size``,
 ``symbols_scanned``, plus metadata: ``snapshot_id``, ``as_of``, ``generated_at``, ``timings``,
-``hygiene``, ``model``, ``regime``, ``filters``. Missing numbers are ``null``, never NaN.
+``hygiene``, ``model``, ``regime``, ``filters``, ``store`` (the bar store and generation it
+was computed from) and ``unscored`` (tickers read but not scored, by status; see
+:data:`UNSCORED_REASONS`). Missing numbers are ``null``, never NaN.
 Files are written atomically (temporary file, then rename).
 """
 
@@ -22,6 +24,7 @@ import pyarrow.parquet as pq
 from pipeline import scoring
 from pipeline.config import TradeStyle
 from pipeline.features import sparkline_matrix
+from pipeline.vocabulary import LONG_SIGNALS
 
 # App field → table column (None: the app field has no source yet and is null).
 RESULT_FIELDS: dict[str, str | None] = {
@@ -63,7 +66,8 @@ RESULT_FIELDS: dict[str, str | None] = {
     "dollar_volume_20d": "avg_dollar_volume_20d",
 }
 MOVERS = 5
-IDEAS = 3
+IDEAS = 3  # the app's scoreboard strip shows three
+IDEA_TIERS = ("CORE", "SATELLITE")
 MOVER_MIN_PRICE = 1.0
 MOVER_MIN_DOLLAR_VOLUME = 1e6
 
@@ -141,24 +145,27 @@ def movers(table: pd.DataFrame, count: int = MOVERS) -> list[dict[str, Any]]:
     return out
 
 
-def ideas(table: pd.DataFrame, count: int = IDEAS) -> list[dict[str, Any]]:
-    """The best-ranked Long / Strong Long rows of tier CORE or SATELLITE, with their plan."""
-    pool = table[
-        table["Signal"].isin(["Strong Long", "Long"]) & table["Tier"].isin(["CORE", "SATELLITE"])
-    ].head(count)
+def ideas(rows: list[dict[str, Any]], count: int = IDEAS) -> list[dict[str, Any]]:
+    """Idea cards from ScanResult rows (best first): the first ``count`` Long / Strong Long
+    rows of tier CORE or SATELLITE, each with its plan and sparkline (``option`` is null:
+    there is no options data)."""
     out = []
-    lines = sparkline_matrix(pool["sparkline"])
-    for (ticker, row), line in zip(pool.iterrows(), lines, strict=True):
-        events = row["signals"]
+    for row in rows:
+        if len(out) == count:
+            break
+        if row["signal"] not in LONG_SIGNALS or row["Tier"] not in IDEA_TIERS:
+            continue
+        events = row["signals"] or ()
         theme = "Breakout" if "breakout_20d" in events or "new_52w_high" in events else "Momentum"
         out.append(
             {
-                "title": f"{theme}: {ticker}",
-                "ticker": str(ticker),
+                "title": f"{theme}: {row['ticker']}",
+                "ticker": row["ticker"],
                 "meta": f"TechRating {row['TechRating']:.0f} · {row['Sector']} · {row['Tier']}",
                 "plan": f"Entry {row['entry']:g} · Stop {row['stop']:g} · Target "
                 f"{row['target']:g} ({row['rrr']:g}R)",
-                "sparkline": _sparkline(line),
+                "sparkline": row["sparkline"],
+                "option": None,
             }
         )
     return out
@@ -167,10 +174,11 @@ def ideas(table: pd.DataFrame, count: int = IDEAS) -> list[dict[str, Any]]:
 def build(table: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
     """The snapshot document: ScannerBundle fields first, then ``meta`` (which must hold
     ``universe_size``, ``symbols_scanned``, ``as_of`` and ``timings``)."""
+    rows = results(table)
     return {
-        "results": results(table),
+        "results": rows,
         "movers": movers(table),
-        "ideas": ideas(table),
+        "ideas": ideas(rows),
         "log": status_line(meta),
         **meta,
     }
@@ -188,12 +196,30 @@ def restyle(table: pd.DataFrame, document: dict[str, Any], style: TradeStyle) ->
         risk_pct=account.get("risk_pct", 1.0),
         alpha_weight=model.get("alpha_weight") or 0.0,
     )
-    return {
-        **document,
-        "results": results(ranked),
-        "ideas": ideas(ranked),
-        "trade_style": style,
-    }
+    rows = results(ranked)
+    return {**document, "results": rows, "ideas": ideas(rows), "trade_style": style}
+
+
+UNSCORED_REASONS = {  # a snapshot's "unscored" statuses, in words
+    "short_history": "fewer than {min_history} clean bars as of {as_of}: too short to score",
+    "stale": "no bar within {stale_days} days of {as_of}: treated as delisted or halted",
+    "no_clean_bars": "no clean bar up to {as_of}",
+    "filtered": "scored, but left out by the published scan's filters ({filters})",
+    "benchmark": "the benchmark: relative strength and the market regime are measured against it",
+    "not_in_snapshot": "in the bar store but not in the snapshot of {as_of} (added since?)",
+}
+
+
+def why_unscored(status: str, document: dict[str, Any]) -> str:
+    """Why a ticker with ``status`` (a key of the document's ``unscored``) has no row."""
+    rules = document.get("universe_rules") or {}
+    filters = ", ".join(f"{k} {v}" for k, v in (document.get("filters") or {}).items() if v)
+    return UNSCORED_REASONS.get(status, status).format(
+        as_of=document.get("as_of"),
+        min_history=rules.get("min_history", "the required"),
+        stale_days=rules.get("stale_days", "the allowed"),
+        filters=filters or "none",
+    )
 
 
 def status_line(meta: dict[str, Any]) -> str:

@@ -31,6 +31,8 @@ import pandas as pd
 import pyarrow as pa
 import redis
 
+from pipeline.vocabulary import TIERS
+
 MAX_SNAPSHOTS = 60  # at most this many snapshots are kept, whatever the retention
 MEMBER_COLUMNS = ("rank", "Tier", "Signal", "merit_band", "signals")
 META_KEYS = (
@@ -221,6 +223,22 @@ def listing(conn: redis.Redis, keys: Keys, days: int) -> list[dict[str, Any]]:
     return [orjson.loads(m) for m in metas if m]
 
 
+def previous(conn: redis.Redis, keys: Keys, snapshot_id: str, as_of: str) -> str | None:
+    """The snapshot before ``snapshot_id`` (of date ``as_of``): among the others of a date on
+    or before it, the newest date, and of that date the last published; None if none."""
+    ids = [i.decode() for i in conn.zrevrange(keys.history, 0, -1)]
+    metas = conn.mget([keys.of(i)["meta"] for i in ids]) if ids else []
+    earlier = [
+        (meta["as_of"], sid)
+        for sid, raw in zip(ids, metas, strict=True)
+        if raw and sid != snapshot_id and (meta := orjson.loads(raw))["as_of"] <= as_of
+    ]
+    if not earlier:
+        return None
+    newest = max(day for day, _ in earlier)
+    return next(sid for day, sid in earlier if day == newest)
+
+
 def members(conn: redis.Redis, keys: Keys, snapshot_id: str) -> pd.DataFrame | None:
     data = conn.get(keys.of(snapshot_id)["members"])
     if data is None:
@@ -275,7 +293,7 @@ def compare(old: pd.DataFrame, new: pd.DataFrame) -> dict[str, Any]:
         for t, r in changed.sort_values("rank_to").iterrows()
     ]
     tiers = {}
-    for tier in ("CORE", "SATELLITE", "WATCH"):
+    for tier in TIERS.names:
         was = set(old.index[old["Tier"] == tier])
         now = set(new.index[new["Tier"] == tier])
         tiers[tier] = {"entered": sorted(now - was), "left": sorted(was - now)}

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from pipeline.store import MANIFEST
-from service.deps import CacheDep, SettingsDep
+from service.deps import CacheDep, SettingsDep, store_path
 from service.errors import json_response
 from service.snapshot_cache import Current
 
@@ -37,7 +37,7 @@ def _status(cache: CacheDep, settings: SettingsDep) -> tuple[dict[str, Any], Cur
     body: dict[str, Any] = {
         "status": status,
         "redis": cache.redis_ok,
-        "store": (settings.store_path / MANIFEST).is_file(),
+        "store": (store_path(settings, current) / MANIFEST).is_file(),
         "snapshot": None,
     }
     if current is not None:

@@ -21,7 +21,9 @@ from pipeline.config import TradeStyle
 from pipeline.errors import StoreError, TechnicError
 from pipeline.jobs import TERMINAL, ScanJobs
 from pipeline.scan import prepare
+from pipeline.vocabulary import TRADE_STYLES
 from service.auth import ReadKey, WriteKey
+from service.deps import store_path
 from service.errors import ApiError, json_response
 
 router = APIRouter(tags=["scan jobs"])
@@ -39,7 +41,9 @@ class ScanJobRequest(BaseModel):
         None, description="Scan as of this date (bars up to it only); default the newest."
     )
     trade_style: TradeStyle | None = Field(
-        None, description="Trade style of the published ranking; default TECHNIC_TRADE_STYLE."
+        None,
+        description="Trade style of the published ranking (case-insensitive): "
+        f"{TRADE_STYLES.describe()}; default TECHNIC_TRADE_STYLE.",
     )
 
 
@@ -64,10 +68,9 @@ def start_scan(request: Request, body: ScanJobRequest | None = None) -> Response
     jobs = _jobs(request)
     body = body or ScanJobRequest()
     settings = request.app.state.settings
+    store = store_path(settings, request.app.state.snapshots.current)
     try:
-        scan = prepare(
-            settings.store_path, as_of=body.as_of, trade_style=body.trade_style, settings=settings
-        )
+        scan = prepare(store, as_of=body.as_of, trade_style=body.trade_style, settings=settings)
     except StoreError as exc:
         raise ApiError(503, "store_unavailable", str(exc)) from None
     except TechnicError as exc:

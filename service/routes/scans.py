@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Query, Response
 
 from pipeline import snapshots
+from pipeline.errors import UnknownSectorError
 from pipeline.snapshots import SnapshotNotFound
+from pipeline.snapshots.queries import RATING_SCALE, tech_rating_floor
+from pipeline.vocabulary import SIGNALS, TIERS, match_sectors
 from service.deps import CacheDep, SettingsDep, SnapshotDep
 from service.errors import ApiError
 from service.routes.symbols import TICKER
+from service.schemas import SignalName, TierName
 
 router = APIRouter(tags=["scans"])
 TICKER_PATH = Path(pattern=TICKER)
@@ -19,21 +23,32 @@ NUMERIC = (
     "rank", "TechRating", "composite_score", "ICS", "merit_score", "close", "change_pct",
     "ATR14_pct", "rrr", "entry", "stop", "target", "dollar_volume_20d", "position_shares",
 )  # fmt: skip
-Signal = Literal["Strong Long", "Long", "Neutral", "Avoid", "Short"]
-Tier = Literal["CORE", "SATELLITE", "WATCH"]
 
 
 @router.get("/v1/scans/latest")
 async def latest_scan(
     snapshot: SnapshotDep,
     sector: Annotated[list[str] | None, Query(max_length=20)] = None,
-    signal: Annotated[list[Signal] | None, Query(max_length=5)] = None,
-    tier: Annotated[list[Tier] | None, Query(max_length=3)] = None,
+    signal: Annotated[
+        list[SignalName] | None,
+        Query(max_length=5, description=f"Signals (any name): {SIGNALS.describe()}."),
+    ] = None,
+    tier: Annotated[
+        list[TierName] | None,
+        Query(max_length=3, description=f"Tiers (any name): {TIERS.describe()}."),
+    ] = None,
     min_price: Annotated[float | None, Query(ge=0)] = None,
     max_price: Annotated[float | None, Query(ge=0)] = None,
     min_dollar_volume: Annotated[float | None, Query(ge=0)] = None,
     max_dollar_volume: Annotated[float | None, Query(ge=0)] = None,
-    min_tech_rating: Annotated[float | None, Query(ge=0, le=100)] = None,
+    min_tech_rating: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=RATING_SCALE,
+            description="On the app's 0–10 Rating scale: TechRating ≥ 10 × this.",
+        ),
+    ] = None,
     min_merit: Annotated[float | None, Query(ge=0, le=100)] = None,
     sort: Annotated[str, Query(pattern=r"^-?[A-Za-z_0-9]+$")] = "rank",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -50,16 +65,20 @@ async def latest_scan(
     bounds = (
         ("close", min_price, max_price),
         ("dollar_volume_20d", min_dollar_volume, max_dollar_volume),
-        ("TechRating", min_tech_rating, None),
+        ("TechRating", tech_rating_floor(min_tech_rating) if min_tech_rating else None, None),
         ("merit_score", min_merit, None),
     )
-    sectors = tuple(sorted({s.strip().casefold() for s in sector or ()}))
+    try:
+        matched = match_sectors(sector, snapshot.sector_names())
+    except UnknownSectorError as exc:
+        raise ApiError(422, "unknown_sector", str(exc), field="sector", valid=exc.valid) from None
+    sectors = tuple(sorted(matched.selected)) if matched is not None else None
     query = (sectors, tuple(signal or ()), tuple(tier or ()), bounds, sort, limit, offset)
 
     def page() -> bytes:
         rows: list[dict[str, Any]] = snapshot.document["results"]
-        if sectors:
-            rows = [r for r in rows if (r.get("Sector") or "").casefold() in sectors]
+        if sectors is not None:
+            rows = [r for r in rows if r.get("Sector") in sectors]
         if signal:
             rows = [r for r in rows if r.get("signal") in signal]
         if tier:

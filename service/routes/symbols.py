@@ -1,23 +1,46 @@
-"""The symbol screens and universe stats, from the latest snapshot (and the bar store for
-a symbol's price history)."""
+"""The symbol screens and universe stats, from the latest snapshot (and the bar store it was
+computed from, for a symbol's price history)."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path as FsPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+import orjson
+import pandas as pd
+from fastapi import APIRouter, Path, Query, Response
 
-from pipeline.errors import StoreError, UnknownTickerError
+from pipeline.errors import StoreError
+from pipeline.price_history import chart_rows, trusted_bars
+from pipeline.snapshots.document import why_unscored
 from pipeline.store import BarStore
-from service.deps import SettingsDep, SnapshotDep
+from service.deps import SettingsDep, SnapshotDep, store_path
 from service.errors import ApiError
+from service.schemas import SymbolDetail, SymbolRows, UniverseStats
+from service.snapshot_cache import Current
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["app"])
 TICKER = r"^[A-Za-z0-9][A-Za-z0-9.\-_^/]{0,14}$"
+SCORES = {  # detail field → ScanResult field
+    "merit_score": "merit_score",
+    "merit_band": "merit_band",
+    "merit_flags": "merit_flags",
+    "merit_summary": "merit_summary",
+    "tech_rating": "TechRating",
+    "win_prob_10d": "win_prob_10d",
+    "quality_score": "QualityScore",
+    "ics": "ICS",
+    "ics_tier": "Tier",
+    "alpha_score": "AlphaScore",
+}
+NO_SOURCE = ("risk_score", "momentum_score", "value_score", "quality_factor", "growth_score")
 
 
-@router.get("/v1/universe_stats")
+@router.get("/v1/universe_stats", response_model=UniverseStats)
 def universe_stats(snapshot: SnapshotDep) -> dict[str, Any]:
     """Sectors and industries of the latest snapshot, most common first."""
     rows = snapshot.document["results"]
@@ -30,7 +53,7 @@ def universe_stats(snapshot: SnapshotDep) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/symbol")
+@router.get("/v1/symbol", response_model=SymbolRows)
 def symbol_row(
     snapshot: SnapshotDep, symbol: Annotated[str, Query(pattern=TICKER)]
 ) -> dict[str, Any]:
@@ -39,66 +62,121 @@ def symbol_row(
     return {"results": [row] if row else [], "snapshot_id": snapshot.snapshot_id}
 
 
-@router.get("/v1/symbol/{ticker}")
+@router.get(
+    "/v1/symbol/{ticker}",
+    response_model=SymbolDetail,
+    responses={
+        404: {"description": "A ticker neither the snapshot nor the bar store knows."},
+        503: {"description": "The bar store cannot be read (store_unavailable)."},
+    },
+)
 def symbol_detail(
     snapshot: SnapshotDep,
     settings: SettingsDep,
     ticker: Annotated[str, Path(pattern=TICKER)],
     days: Annotated[int, Query(ge=1, le=3650)] = 90,
-) -> dict[str, Any]:
-    """The symbol detail screen: scores from the snapshot, price history from the store."""
+) -> Response:
+    """The symbol detail screen: scores from the latest snapshot, the last ``days`` bars the
+    scan trusted from its bar store. A ticker the store has but the snapshot did not score
+    (short history, stale, filtered...) opens too, with null scores and ``status`` saying
+    why; 404 only for a ticker never seen."""
     symbol = ticker.strip().upper()
-    row = snapshot.by_ticker.get(symbol)
-    if row is None:
-        raise ApiError(404, "unknown_ticker", f"{symbol} is not in the latest snapshot")
-    history = _history(settings.store_path, symbol, days, snapshot.document.get("as_of"))
-    return {
-        "symbol": symbol,
-        "last_price": row.get("close"),
-        "change_pct": row.get("change_pct"),
-        "history": history,
-        "fundamentals": dict.fromkeys(("pe", "eps", "roe", "debt_to_equity", "market_cap")),
-        "events": dict.fromkeys(
-            ("next_earnings", "days_to_earnings", "next_dividend", "dividend_amount")
-        ),
-        "merit_score": row.get("merit_score"),
-        "merit_band": row.get("merit_band"),
-        "merit_flags": row.get("merit_flags"),
-        "merit_summary": row.get("merit_summary"),
-        "tech_rating": row.get("TechRating"),
-        "win_prob_10d": row.get("win_prob_10d"),
-        "quality_score": row.get("QualityScore"),
-        "ics": row.get("ICS"),
-        "ics_tier": row.get("Tier"),
-        "alpha_score": row.get("AlphaScore"),
-        "risk_score": None,
-        "momentum_score": None,
-        "value_score": None,
-        "quality_factor": None,
-        "growth_score": None,
-        "options_available": False,
-        "snapshot_id": snapshot.snapshot_id,
-    }
+    view = snapshot.memo(("symbols",), lambda: _SymbolView.of(snapshot, settings))
+    data = snapshot.memo(("detail", symbol, days), lambda: view.detail(symbol, days))
+    return Response(data, media_type="application/json")
 
 
-def _history(store_path, symbol: str, days: int, as_of: str | None) -> list[dict[str, Any]]:
-    """The last ``days`` bars up to the snapshot's date, oldest first ([] without a store)."""
-    try:
-        bars = BarStore.open(store_path).read([symbol])
-    except (StoreError, UnknownTickerError):
-        return []
-    if as_of:
-        bars = bars[bars["date"] <= as_of]
-    bars = bars.tail(days)
-    return [
-        {"date": f"{d:%Y-%m-%d}", "Open": o, "High": h, "Low": lo, "Close": c, "Volume": v}
-        for d, o, h, lo, c, v in zip(
-            bars["date"],
-            bars["open"],
-            bars["high"],
-            bars["low"],
-            bars["close"],
-            bars["volume"],
-            strict=True,
+@dataclass
+class _SymbolView:
+    """What the detail screen needs from one snapshot, looked up once: its store, that
+    store's tickers and reference table, and why each unscored ticker was not scored."""
+
+    current: Current
+    store_path: FsPath
+    store: BarStore | None
+    problem: str | None  # why the store cannot be read
+    tickers: frozenset[str]
+    market_caps: dict[str, float]
+    unscored: dict[str, str]
+
+    @classmethod
+    def of(cls, current: Current, settings: Any) -> _SymbolView:
+        path = store_path(settings, current)
+        unscored = {
+            ticker: status
+            for status, tickers in (current.document.get("unscored") or {}).items()
+            for ticker in tickers
+        }
+        try:
+            store = BarStore.open(path)
+            tickers = frozenset(store.tickers)
+            caps = store.universe()["market_cap"].dropna()
+        except StoreError as exc:
+            log.warning("symbol history unavailable: %s", exc)
+            return cls(current, path, None, str(exc), frozenset(), {}, unscored)
+        market_caps = {str(t): float(v) for t, v in caps.items() if v > 0}
+        return cls(current, path, store, None, tickers, market_caps, unscored)
+
+    def detail(self, symbol: str, days: int) -> bytes:
+        document = self.current.document
+        row = self.current.by_ticker.get(symbol)
+        status = "ok" if row is not None else self.unscored.get(symbol)
+        if self.store is None:
+            if status is None:
+                raise ApiError(404, "unknown_ticker", f"{symbol} is not in the latest snapshot")
+            raise ApiError(503, "store_unavailable", f"price history unavailable: {self.problem}")
+        if symbol not in self.tickers:
+            if status is None:
+                raise ApiError(
+                    404, "unknown_ticker", f"no ticker {symbol} in the snapshot or store"
+                )
+            log.warning(
+                "symbol history: %s is in the snapshot but not in %s", symbol, self.store_path
+            )
+            raise ApiError(
+                503, "store_unavailable", f"the bar store at {self.store_path} has no bars for "
+                f"{symbol}; it changed since the snapshot was computed",
+            )  # fmt: skip
+        status = status or "not_in_snapshot"
+        bars = self.current.memo(
+            ("trusted_bars", symbol), lambda: trusted_bars(self.store, symbol, document["as_of"])
         )
-    ]
+        shown = bars.tail(days)
+        answer = {
+            "symbol": symbol,
+            "status": status,
+            "status_detail": None if status == "ok" else why_unscored(status, document),
+            **_price(row, bars),
+            "history": chart_rows(shown),
+            "fundamentals": _fundamentals(self.market_caps.get(symbol)),
+            "events": None,
+            **{field: None if row is None else row.get(name) for field, name in SCORES.items()},
+            **dict.fromkeys(NO_SOURCE),
+            "options_available": False,
+            "snapshot_id": self.current.snapshot_id,
+            "as_of": document.get("as_of"),
+            "history_source": {
+                "store": str(self.store_path),
+                "data_version": self.store.data_version,
+                "snapshot_data_version": (document.get("store") or {}).get("data_version"),
+            },
+        }
+        return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _price(row: dict[str, Any] | None, bars: pd.DataFrame) -> dict[str, Any]:
+    """last_price and change_pct (percent): the snapshot's, else from the trusted bars."""
+    if row is not None:
+        return {"last_price": row.get("close"), "change_pct": row.get("change_pct")}
+    closes = bars["close"].to_numpy()
+    last = float(closes[-1]) if len(closes) else None
+    change = round((closes[-1] / closes[-2] - 1) * 100, 2) if len(closes) > 1 else None
+    return {"last_price": last, "change_pct": change}
+
+
+def _fundamentals(market_cap: float | None) -> dict[str, Any] | None:
+    """What is known of the fundamentals card: only the reference table's market cap, and
+    null (no card) when not even that is known."""
+    if market_cap is None:
+        return None
+    return {"pe": None, "eps": None, "roe": None, "debt_to_equity": None, "market_cap": market_cap}

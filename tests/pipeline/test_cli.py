@@ -232,6 +232,20 @@ def test_bad_trade_style(small_store: Path, tmp_path: Path, sync: None) -> None:
     assert_user_error(proc, "unknown trade style 'Scalping'", "Short-term swing")
 
 
+def test_trade_style_and_sector_by_the_apps_short_names(
+    small_store: Path, tmp_path: Path, sync: None
+) -> None:
+    proc = run_cli(
+        "scan", "--store", str(small_store), "--trade-style", "day", "--sector", "Technology",
+        "--json", data_dir=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    snapshot = json.loads(proc.stdout)
+    assert snapshot["trade_style"] == "Day trading"
+    assert snapshot["filters"]["sectors"] == ["Information Technology"]
+    assert {r["Sector"] for r in snapshot["results"]} == {"Information Technology"}
+
+
 def test_demo_together_with_store(small_store: Path, tmp_path: Path) -> None:
     proc = run_cli("scan", "--demo", "--store", str(small_store), data_dir=tmp_path)
     assert_user_error(proc, "--demo", "--store", prefix="Error:")

@@ -21,8 +21,8 @@ from distributed import client as distributed_client
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, StoreError, UnknownSectorError, UnknownTickerError
 from pipeline.scan import STAGES, ScanResult, run_scan
-from pipeline.scoring import SIGNALS
 from pipeline.store import BarStore
+from pipeline.vocabulary import SIGNALS
 
 SCANNER_BUNDLE = ("results", "movers", "ideas", "log", "universe_size", "symbols_scanned")
 FLAGS = {"HIGH_ATR", "LOW_LIQUIDITY", "PENNY_STOCK", "SHORT_HISTORY", "EXTENDED", "OVERBOUGHT"}
@@ -163,6 +163,36 @@ def test_statuses_match_an_independent_count(result: ScanResult, expected_status
     stale = set(got.index[got == "stale"])
     assert result.hygiene["tickers_stale"] == len(stale)
     assert not stale & set(result.table.index)
+
+
+def test_the_snapshot_says_why_each_unscored_ticker_has_no_row(
+    result: ScanResult, document: dict, expected_status
+) -> None:
+    listed = {t: status for status, tickers in document["unscored"].items() for t in tickers}
+    expected = expected_status[expected_status != "ok"]
+    assert listed == expected.to_dict()
+    assert document["universe_rules"] == {"min_history": 60, "stale_days": 10}
+
+
+def test_tickers_the_scans_filters_leave_out_are_listed_as_filtered(
+    demo_store: Path, result: ScanResult, scan_settings: Settings
+) -> None:
+    sync = scan_settings.model_copy(update={"cluster": "sync"})
+    got = run_scan(demo_store, sectors=["Energy"], settings=sync).snapshot
+    filtered = set(got["unscored"]["filtered"])
+    scored = set(result.table.index)
+    assert filtered == scored - {r["ticker"] for r in got["results"]}
+    assert filtered and not filtered & set(result.table.index[result.table["Sector"] == "Energy"])
+
+
+def test_sectors_by_the_names_of_other_taxonomies(
+    demo_store: Path, result: ScanResult, scan_settings: Settings
+) -> None:
+    """The app's Randomize names (Yahoo's) select the demo universe's GICS sectors."""
+    sync = scan_settings.model_copy(update={"cluster": "sync"})
+    got = run_scan(demo_store, sectors=["Technology", "Healthcare"], settings=sync)
+    assert set(got.table["Sector"]) == {"Information Technology", "Health Care"}
+    assert got.snapshot["filters"]["sectors"] == ["Health Care", "Information Technology"]
 
 
 def test_universe_size_and_symbols_scanned(result: ScanResult, document: dict) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import scoring
+from pipeline import scoring, vocabulary
 from pipeline.features import Benchmark, latest_features
 from pipeline.schema import TICKER
 
@@ -119,10 +119,6 @@ def test_tech_rating_is_the_weighted_mean_of_components() -> None:
 )
 def test_signal_thresholds(rating: float, trend: float, expected: str) -> None:
     assert scoring.signal(series([rating]), series([trend])).iloc[0] == expected
-
-
-def test_signal_vocabulary() -> None:
-    assert scoring.SIGNALS == ("Strong Long", "Long", "Neutral", "Avoid", "Short")
 
 
 def test_composite_without_a_model_is_the_tech_percentile() -> None:
@@ -353,7 +349,9 @@ def test_score_ranks_best_first(cross_section: pd.DataFrame) -> None:
     assert table["TechRating"].between(0, 100).all()
     assert table["ICS"].between(0, 100).all()
     assert table["merit_score"].between(0, 100).all()
-    assert set(table["Signal"]) <= set(scoring.SIGNALS)
+    assert set(table["Signal"]) <= set(vocabulary.SIGNALS.names)
+    assert set(table["Tier"]) <= set(vocabulary.TIERS.names)
+    assert set(table["merit_band"]) <= set(vocabulary.MERIT_BANDS.names)
     assert table["AlphaScore"].isna().all() and table["win_prob_10d"].isna().all()
     assert (table["ProfileLabel"] == table["Profile"].str.capitalize()).all()
 

@@ -227,6 +227,18 @@ def test_data_version_changes_on_every_write(store: BarStore) -> None:
     assert len(set(versions)) == 3
 
 
+def test_the_store_identity_lasts_while_the_store_grows(store: BarStore) -> None:
+    """Made at creation, kept by every write that adds to the store (a merge, an update),
+    new when the store is replaced: what a model's card names as its universe."""
+    first = store.store_id
+    assert first and len(first) == 32
+    store.write(make_bars({"AAPL": ("2024-03-01", 2)}))
+    store.update(make_bars({"NEW": ("2024-03-01", 3)}))
+    assert store.store_id == first
+    store.write(make_bars({"AAPL": ("2024-01-01", 5)}), merge=False)
+    assert store.store_id not in (None, first)
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 

@@ -53,11 +53,17 @@ def api(published):
     thread.join(10)
 
 
-def test_default_scan_returns_the_published_bytes(api, published) -> None:
+def test_default_scan_answers_the_published_rows_and_says_what_it_applied(api, published) -> None:
     response = api.post("/v1/scan", json={})
     assert response.status_code == 200
-    assert response.content == published[1].to_json()
     assert response.headers["content-type"].startswith("application/json")
+    body, document = response.json(), published[1].snapshot
+    assert body["results"] == document["results"] and body["ideas"] == document["ideas"]
+    assert body["filters"]["trade_style"] == document["trade_style"]
+    assert body["filters"]["min_TechRating"] == 0 and body["filters"]["sectors"] is None
+    assert body["filters"]["scan"] == document["filters"]
+    assert body["log"].startswith(document["log"])
+    assert f"Showing {len(document['results']):,} of" in body["log"]
 
 
 def test_whole_documents_go_out_gzipped_when_the_client_takes_it(api, published) -> None:
@@ -67,9 +73,9 @@ def test_whole_documents_go_out_gzipped_when_the_client_takes_it(api, published)
     assert zipped.headers["content-encoding"] == "gzip"
     assert zipped.headers["vary"] == "Accept-Encoding"
     assert int(zipped.headers["content-length"]) < len(plain.content) / 3
-    assert zipped.content == plain.content == published[1].to_json()  # httpx decompresses
+    assert zipped.content == plain.content  # httpx decompresses
     etag = plain.headers["etag"]
-    assert etag == f'"{published[1].snapshot["snapshot_id"]}"'
+    assert etag.startswith(f'"{published[1].snapshot["snapshot_id"]}-')
     again = api.post("/v1/scan", json={}, headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b""
     styled = api.post(
@@ -82,11 +88,13 @@ def test_trade_style_ranks_and_plans_for_that_horizon(api, published, demo_store
     """Another style's answer equals what a scan run in that style publishes."""
     settings, result = published
     own = result.snapshot["trade_style"]
-    assert api.post("/v1/scan", json={"trade_style": own}).content == result.to_json()
+    mine = api.post("/v1/scan", json={"trade_style": own}).json()
+    assert mine["results"] == result.snapshot["results"]
     fresh = run_scan(demo_store, settings=settings, trade_style="Day trading").snapshot
-    for name in ("Day trading", "day TRADING "):
+    for name in ("Day trading", "day TRADING ", "Day", "intraday"):
         body = api.post("/v1/scan", json={"trade_style": name}).json()
-        assert body["trade_style"] == "Day trading"
+        assert body["trade_style"] == body["filters"]["trade_style"] == "Day trading"
+        assert body["filters"]["trade_style_asked"] == name
         assert body["results"] == fresh["results"]
         assert body["ideas"] == fresh["ideas"]
         assert {row["rrr"] for row in body["results"]} == {1.5}
@@ -97,7 +105,8 @@ def test_trade_style_ranks_and_plans_for_that_horizon(api, published, demo_store
     assert top["results"] == fresh["results"][:5]
     bad = api.post("/v1/scan", json={"trade_style": "Scalping"})
     assert bad.status_code == 422
-    assert bad.json()["field"] == "trade_style" and "Day trading" in bad.json()["valid"]
+    assert bad.json()["field"] == "trade_style"
+    assert {"Day trading", "Day", "Swing", "Position"} <= set(bad.json()["valid"])
 
 
 def test_scan_rows_have_every_contract_field(api) -> None:
@@ -119,7 +128,7 @@ def test_scan_rows_have_every_contract_field(api) -> None:
 def test_scan_filters(api, published) -> None:
     rows = published[1].snapshot["results"]
     sector = rows[0]["Sector"]
-    body = {"sectors": [sector.upper()], "min_tech_rating": 50, "max_symbols": 10}
+    body = {"sectors": [sector.upper()], "min_tech_rating": 5, "max_symbols": 10}
     got = api.post("/v1/scan", json=body).json()["results"]
     expected = [r for r in rows if r["Sector"] == sector and r["TechRating"] >= 50][:10]
     assert [r["ticker"] for r in got] == [r["ticker"] for r in expected]
@@ -137,7 +146,7 @@ def test_unknown_sector_is_a_422_listing_valid_names(api, published) -> None:
     ("method", "path", "payload", "field"),
     [
         ("post", "/v1/scan", {"max_symbols": 0}, "max_symbols"),
-        ("post", "/v1/scan", {"min_tech_rating": 101}, "min_tech_rating"),
+        ("post", "/v1/scan", {"min_tech_rating": 10.5}, "min_tech_rating"),
         ("get", "/v1/symbol/AAPL?days=0", None, "query.days"),
         ("get", "/v1/symbol?symbol=%3Cscript%3E", None, "query.symbol"),
     ],
@@ -275,9 +284,31 @@ def test_latest_scan_filters_sorts_and_pages(api, published) -> None:
     assert all(r["dollar_volume_20d"] <= 2e6 for r in cheap["results"])
 
 
+def test_latest_scan_takes_any_name_of_a_label(api, published) -> None:
+    rows = published[1].snapshot["results"]
+    params = {"tier": ["core", "Satellite"], "signal": ["strong buy", "Long"], "limit": 1000}
+    got = api.get("/v1/scans/latest", params=params).json()
+    expected = [
+        r["ticker"]
+        for r in rows
+        if r["Tier"] in ("CORE", "SATELLITE") and r["signal"] in ("Strong Long", "Long")
+    ]
+    assert [r["ticker"] for r in got["results"]] == expected and expected
+    tech = api.get("/v1/scans/latest", params={"sector": "Technology", "limit": 1000}).json()
+    assert {r["Sector"] for r in tech["results"]} == {"Information Technology"}
+    rated = api.get("/v1/scans/latest", params={"min_tech_rating": 7, "limit": 1000}).json()
+    assert rated["total"] == sum(r["TechRating"] >= 70 for r in rows)
+
+
 @pytest.mark.parametrize(
     "params",
-    [{"sort": "Sector"}, {"limit": 1001}, {"tier": "GOLD"}, {"min_tech_rating": -1}],
+    [
+        {"sort": "Sector"},
+        {"limit": 1001},
+        {"tier": "GOLD"},
+        {"min_tech_rating": -1},
+        {"min_tech_rating": 11},
+    ],
 )
 def test_latest_scan_rejects_bad_queries(api, params) -> None:
     response = api.get("/v1/scans/latest", params=params)

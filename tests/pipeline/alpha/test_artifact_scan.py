@@ -144,7 +144,7 @@ def test_the_ml_part_moves_the_ranking(with_model) -> None:
 
 
 def test_scan_alpha_at_t_ignores_bars_after_t(
-    demo_store: Path, demo_universe, models_dir: Path, tmp_path
+    demo_store: Path, demo_universe, trained, models_dir: Path, tmp_path
 ) -> None:
     bars = demo_universe.bars.copy()
     later = (bars["date"] > AS_OF).to_numpy()
@@ -155,7 +155,10 @@ def test_scan_alpha_at_t_ignores_bars_after_t(
     bars.loc[later, "volume"] = rng.uniform(100, 1e7, later.sum()).round()
     moved = tmp_path / "moved"
     BarStore(moved).write(bars, demo_universe.universe, rows_per_file=20_000)
-    settings = Settings(data_dir=tmp_path, models_dir=models_dir, cluster="sync")
+    version = trained.card["version"]  # named: the moved store is another universe
+    settings = Settings(
+        data_dir=tmp_path, models_dir=models_dir, cluster="sync", alpha_model=version
+    )
     a = run_scan(demo_store, as_of=AS_OF, settings=settings).table
     b = run_scan(moved, as_of=AS_OF, settings=settings).table
     assert a["AlphaScore"].notna().sum() > 100
@@ -181,3 +184,39 @@ def test_scan_with_ml_alpha_off_ignores_the_model(demo_store: Path, models_dir, 
     )
     entry = run_scan(demo_store, settings=settings).snapshot["model"]
     assert entry["alpha"] is None and "TECHNIC_USE_ML_ALPHA=0" in entry["reason"]
+
+
+def test_a_model_trained_on_another_universe_is_never_blended_silently(
+    demo_store: Path, demo_universe, trained, models_dir: Path, tmp_path
+) -> None:
+    """Same bars, another store: the model's card names the demo store, so the scan refuses
+    it (and says why) unless the user names the model; a copy of the store itself (its
+    manifest and identity travel with it) is the same universe."""
+    other = tmp_path / "other"
+    BarStore(other).write(demo_universe.bars, demo_universe.universe, rows_per_file=20_000)
+    settings = Settings(data_dir=tmp_path, models_dir=models_dir, cluster="sync")
+    refused = run_scan(other, settings=settings)
+    entry = refused.snapshot["model"]
+    assert entry["alpha"] is None and entry["alpha_weight"] == 0.0
+    assert "trained on this store's universe" in entry["reason"]
+    assert str(demo_store) in entry["reason"] and "TECHNIC_ALPHA_MODEL" in entry["reason"]
+    assert refused.table["AlphaScore"].isna().all()
+
+    named = Settings(
+        data_dir=tmp_path, models_dir=models_dir, cluster="sync", alpha_model=str(trained.path)
+    )
+    entry = run_scan(other, settings=named).snapshot["model"]
+    assert entry["alpha"] == trained.card["version"] and entry["named"] is True
+    assert entry["trained_on_store"] == str(demo_store)
+
+    copy = tmp_path / "copy"
+    shutil.copytree(demo_store, copy)
+    assert BarStore.open(copy).store_id == BarStore.open(demo_store).store_id
+    entry = run_scan(copy, settings=settings).snapshot["model"]
+    assert entry["alpha"] == trained.card["version"] and entry["named"] is False
+
+
+def test_a_named_model_that_does_not_exist_is_one_line(demo_store: Path, tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path, cluster="sync", alpha_model="nope")
+    with pytest.raises(ModelError, match="TECHNIC_ALPHA_MODEL='nope' names no model"):
+        run_scan(demo_store, settings=settings)
