@@ -303,6 +303,11 @@ def scan(
         done = snapshots.publish(result, settings=settings)
         if done.published:
             extra = f" (and {len(done.pushed)} queued)" if done.pushed else ""
+            if not done.latest:
+                extra += (
+                    "; not the latest: a snapshot of a later date is (undo a bad one with "
+                    "'technic snapshots delete' or 'technic snapshots repoint')"
+                )
             err.print(f"Published {done.snapshot_id} to Redis{extra}", soft_wrap=True)
 
 
@@ -543,7 +548,9 @@ def serve(
 
 
 snapshots_app = typer.Typer(
-    no_args_is_help=True, rich_markup_mode=None, help="Inspect and push published snapshots."
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Inspect, push, repoint and delete published snapshots.",
 )
 app.add_typer(snapshots_app, name="snapshots")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
@@ -655,6 +662,30 @@ def snapshots_push() -> None:
         return
     done = snapshots.push(settings=settings)
     err.print(f"Published {len(done)} queued snapshot(s): {', '.join(done)}", soft_wrap=True)
+
+
+@snapshots_app.command("repoint")
+def snapshots_repoint(
+    ref: Annotated[str, typer.Argument(help="Snapshot id or as-of date to serve as latest.")],
+) -> None:
+    """Make a snapshot the latest, whatever its date (the app gets it on its next request).
+    A later publish of a newer date moves the pointer on as usual."""
+    from pipeline import snapshots
+
+    sid = snapshots.repoint(ref, settings=get_settings())
+    err.print(f"Latest is now {sid}", soft_wrap=True)
+
+
+@snapshots_app.command("delete")
+def snapshots_delete(
+    ref: Annotated[str, typer.Argument(help="Snapshot id or as-of date to remove.")],
+) -> None:
+    """Remove a snapshot; if it was the latest, the newest remaining one becomes the latest."""
+    from pipeline import snapshots
+
+    sid, latest = snapshots.delete(ref, settings=get_settings())
+    now = f"latest is now {latest}" if latest else "no snapshot is left to serve"
+    err.print(f"Deleted {sid}; {now}", soft_wrap=True)
 
 
 universe_app = typer.Typer(

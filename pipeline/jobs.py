@@ -265,6 +265,7 @@ class ScanJobs:
                 snapshot_id=published.snapshot_id,
                 as_of=result.snapshot["as_of"],
                 published=published.published,
+                latest=published.latest,
                 rows=len(result.table),
                 timings=result.timings,
             )

@@ -22,6 +22,7 @@ Stages (each timed, each reporting partitions done to an optional progress callb
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 import uuid
@@ -117,11 +118,14 @@ def prepare(
     style = TRADE_STYLES.parse(trade_style) if trade_style else settings.trade_style
     account = account_size if account_size is not None else settings.account_size
     risk = risk_pct if risk_pct is not None else settings.risk_pct
-    if not account > 0 or not 0 < risk <= 100:
-        raise ConfigError("account size must be > 0 and risk % within (0, 100]")
+    if not (math.isfinite(account) and account > 0) or not 0 < risk <= 100:
+        raise ConfigError(
+            f"account size must be a finite number > 0 (got {account!r}) and risk % within "
+            f"(0, 100] (got {risk!r})"
+        )
     for name, value in (("min price", min_price), ("min dollar volume", min_dollar_volume)):
-        if value is not None and not value >= 0:
-            raise ConfigError(f"{name} must be >= 0, got {value!r}")
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
     bar_store = BarStore.open(path)
     if tickers is not None:
         if not tickers:
@@ -134,7 +138,7 @@ def prepare(
         sectors=_sectors(sectors, bar_store),
         min_price=min_price,
         min_dollar_volume=min_dollar_volume,
-        as_of=_parse_date(as_of),
+        as_of=_session(bar_store, _parse_date(as_of)),
         account_size=float(account),
         risk_pct=float(risk),
         trade_style=style,
@@ -325,6 +329,13 @@ def _cross_section(
     scan_date = cutoff if cutoff is not None else last_bar
     statuses = _statuses(latest, scan_date, settings)
     current = int((statuses == "ok").sum())
+    if current == 0:
+        counts = statuses[statuses != "benchmark"].value_counts()
+        why = ", ".join(f"{n} {status}" for status, n in counts.items()) or "no ticker"
+        raise StoreError(
+            f"nothing to score as of {scan_date:%Y-%m-%d} ({why}); scan a date the store's "
+            f"bars cover or sync newer bars"
+        )
     if cutoff is None and current < 0.5 * len(stocks):
         log.warning(
             "only %d of %d tickers have bars near %s, the newest date in the store; "
@@ -355,6 +366,7 @@ def _cross_section(
     meta = {
         "snapshot_id": _snapshot_id(scan_date),
         "as_of": f"{scan_date:%Y-%m-%d}",
+        "data_through": f"{latest['last_date'].max():%Y-%m-%d}",
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "universe_size": universe_size,
         "symbols_scanned": len(scored),
@@ -424,6 +436,31 @@ def _parse_date(value: str | pd.Timestamp | None) -> pd.Timestamp | None:
     if pd.isna(stamp) or not 1900 <= stamp.year <= 2200:
         raise ConfigError(f"bad date {value!r}; use YYYY-MM-DD between 1900 and 2200")
     return stamp.normalize()
+
+
+def _session(store: BarStore, requested: pd.Timestamp | None) -> pd.Timestamp | None:
+    """The scan date for an as-of date: the store's last session with bars on or before it.
+    A date past the store's last session scans that session (and says so), so a snapshot is
+    never dated after its data; a date before the first bar is refused."""
+    if requested is None or not store.files:
+        return requested
+    first = min(pd.Timestamp(f.start) for f in store.files)
+    last = max(pd.Timestamp(f.end) for f in store.files)
+    if requested < first:
+        raise ConfigError(
+            f"as-of {requested:%Y-%m-%d} is before the store's first bar ({first:%Y-%m-%d}); "
+            f"pick a date from {first:%Y-%m-%d} to {last:%Y-%m-%d}"
+        )
+    if requested >= last:
+        if requested > last:
+            log.warning(
+                "as-of %s is after the store's last session: scanning %s, the newest data",
+                f"{requested:%Y-%m-%d}",
+                f"{last:%Y-%m-%d}",
+            )
+        return last
+    dates = store.dates()
+    return dates[dates <= requested][-1]
 
 
 def scan_device(settings: Settings) -> str:

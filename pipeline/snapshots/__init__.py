@@ -25,7 +25,7 @@ import redis
 
 from pipeline import redis_conn
 from pipeline.config import Settings, get_settings
-from pipeline.errors import TechnicError
+from pipeline.errors import TechnicError, clip
 from pipeline.snapshots import pending, redis_store
 from pipeline.snapshots.document import build, restyle, status_line, to_json, write
 
@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 __all__ = [
     "Published",
     "SnapshotNotFound",
+    "SnapshotRefused",
     "build",
+    "delete",
     "diff",
     "get",
     "history",
@@ -44,6 +46,7 @@ __all__ = [
     "pending_paths",
     "publish",
     "push",
+    "repoint",
     "restyle",
     "status_line",
     "to_json",
@@ -58,21 +61,51 @@ class SnapshotNotFound(TechnicError, LookupError):
     """No snapshot matches the id or date asked for."""
 
 
+class SnapshotRefused(TechnicError):
+    """A snapshot that must not be published: it has no rows, or it is dated past its data."""
+
+
 @dataclass(frozen=True)
 class Published:
-    """What :func:`publish` did: the snapshot id, whether it reached Redis, what waits."""
+    """What :func:`publish` did: the snapshot id, whether it reached Redis, what waits, and
+    whether it became the latest (a backfill of an earlier date does not)."""
 
     snapshot_id: str
     published: bool
     pending: int
     pushed: tuple[str, ...] = ()
+    latest: bool = False
+
+
+def check_publishable(document: dict[str, Any]) -> None:
+    """Refuse a snapshot that would blank the app: no rows, or an as-of date after the last
+    bar it was computed from (the latest pointer never goes back by itself)."""
+    sid, as_of = document.get("snapshot_id"), document.get("as_of", "")
+    if not document.get("rows"):
+        raise SnapshotRefused(
+            f"snapshot {sid} (as of {as_of}) has no rows: not published, the latest stays as it "
+            f"is; check the scan's filters and its date"
+        )
+    through = document.get("data_through")
+    if through and as_of > through:
+        raise SnapshotRefused(
+            f"snapshot {sid} is dated {as_of}, after its last bar ({through}): not published"
+        )
 
 
 def _context(settings: Settings | None, conn: redis.Redis | None):
+    """Settings, a Redis client (None when unreachable) and the keys; snapshots queued while
+    Redis was away go out first, so any snapshot command pushes them once it is back."""
     settings = settings or get_settings()
     if conn is None:
         conn = redis_conn.connect(settings)
-    return settings, conn, redis_store.Keys(settings.redis_prefix)
+    keys = redis_store.Keys(settings.redis_prefix)
+    if conn is not None and pending.entries(settings.snapshot_dir):
+        try:
+            _push(conn, keys, settings)
+        except redis.RedisError as exc:
+            log.warning("[CACHE] queued snapshots not pushed yet (%s)", type(exc).__name__)
+    return settings, conn, keys
 
 
 def publish(
@@ -80,14 +113,17 @@ def publish(
 ) -> Published:
     """Publish a scan: first any snapshots that waited for Redis, then this one. If Redis is
     down (or dies meanwhile) the snapshot is queued in the data directory: never lost."""
-    settings, conn, keys = _context(settings, conn)
+    check_publishable(result.snapshot)
+    settings = settings or get_settings()
+    conn = conn or redis_conn.connect(settings)
+    keys = redis_store.Keys(settings.redis_prefix)
     sid = result.snapshot["snapshot_id"]
     table = redis_store.arrow_bytes(redis_store.table_of(result.table))
     document = result.to_json()
     if conn is not None:
         try:
             pushed = _push(conn, keys, settings)
-            redis_store.publish(
+            became_latest = redis_store.publish(
                 conn,
                 keys,
                 result.snapshot,
@@ -97,7 +133,7 @@ def publish(
                 settings.snapshot_retention_days,
                 settings.snapshot_full_keep,
             )
-            return Published(sid, True, 0, pushed)
+            return Published(sid, True, 0, pushed, became_latest)
         except redis.RedisError as exc:
             log.warning("[CACHE] Redis failed while publishing (%s): snapshot %s queued", exc, sid)
     pending.save(settings.snapshot_dir, sid, document, table)
@@ -114,10 +150,20 @@ def publish(
 
 def push(*, settings: Settings | None = None, conn: redis.Redis | None = None) -> tuple[str, ...]:
     """Publish every queued snapshot, oldest first; raises if Redis cannot be reached."""
-    settings, conn, keys = _context(settings, conn)
+    settings = settings or get_settings()
+    conn = conn or redis_conn.connect(settings)
     if conn is None:
         raise TechnicError("Redis is not reachable; queued snapshots stay where they are")
-    return _push(conn, keys, settings)
+    try:
+        return _push(conn, redis_store.Keys(settings.redis_prefix), settings)
+    except redis.RedisError as exc:
+        # a failed transaction names its command and arguments (snapshot bytes) first
+        message = str(exc).rpartition("caused error: ")[2].splitlines()[0]
+        reason = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+        raise TechnicError(
+            f"Redis refused the push ({clip(reason, 120)}); the snapshots not pushed stay "
+            f"queued in {pending.directory(settings.snapshot_dir)}"
+        ) from None
 
 
 def _push(conn: redis.Redis, keys: redis_store.Keys, settings: Settings) -> tuple[str, ...]:
@@ -224,6 +270,37 @@ def diff(
         tables.append(table)
         ids.append(sid)
     return {"from": ids[0], "to": ids[1], **redis_store.compare(*tables)}
+
+
+def repoint(ref: str, *, settings: Settings | None = None, conn: redis.Redis | None = None) -> str:
+    """Make the snapshot ``ref`` (an id or an as-of date) the latest, whatever its date;
+    returns its id. For the operator undoing a bad publish."""
+    settings, conn, keys = _context(settings, conn)
+    sid = _resolve(conn, keys, ref)
+    try:
+        redis_store.point_latest(conn, keys, sid)
+    except LookupError as exc:
+        raise SnapshotNotFound(f"{exc}; pick a newer one (see 'technic snapshots list')") from None
+    return sid
+
+
+def delete(
+    ref: str, *, settings: Settings | None = None, conn: redis.Redis | None = None
+) -> tuple[str, str | None]:
+    """Remove the snapshot ``ref`` (an id or an as-of date); if it was the latest, the newest
+    remaining one becomes the latest. Returns (deleted id, latest id afterwards)."""
+    settings, conn, keys = _context(settings, conn)
+    sid = _resolve(conn, keys, ref)
+    return sid, redis_store.delete(conn, keys, sid)
+
+
+def _resolve(conn: redis.Redis | None, keys: redis_store.Keys, ref: str) -> str:
+    if conn is None:
+        raise TechnicError("Redis is not reachable; snapshots cannot be changed now")
+    sid = redis_store.resolve(conn, keys, ref)
+    if sid is None:
+        raise SnapshotNotFound(f"no snapshot {clip(ref)!r} in Redis (see 'technic snapshots list')")
+    return sid
 
 
 def pending_paths(settings: Settings | None = None) -> list[Path]:

@@ -38,6 +38,7 @@ MEMBER_COLUMNS = ("rank", "Tier", "Signal", "merit_band", "signals")
 META_KEYS = (
     "snapshot_id",
     "as_of",
+    "data_through",
     "generated_at",
     "universe_size",
     "symbols_scanned",
@@ -57,8 +58,9 @@ local current = redis.call('GET', KEYS[2])
 if (not current) or ARGV[2] >= current then
   redis.call('SET', KEYS[1], ARGV[1])
   redis.call('SET', KEYS[2], ARGV[2])
+  return 1
 end
-return 1
+return 0
 """
 _cache: dict[tuple[str, str], bytes] = {}  # (prefix, id) → JSON of the latest read
 
@@ -134,9 +136,10 @@ def publish(
     members_bytes: bytes,
     retention_days: int,
     full_keep: int = 7,
-) -> None:
+) -> bool:
     """Write every part of a snapshot and move the latest pointer, in one transaction; keep
-    full documents for the newest ``full_keep`` snapshots and membership for the retention."""
+    full documents for the newest ``full_keep`` snapshots and membership for the retention.
+    Returns whether the snapshot became the latest (a backfill does not)."""
     sid = document["snapshot_id"]
     now = time.time()
     cutoff = now - retention_days * 86_400
@@ -148,14 +151,14 @@ def publish(
     slim = set(conn.zrevrange(keys.history, full_keep - 1, -1)) - expired if full_keep else set()
     parts = keys.of(sid)
     with conn.pipeline(transaction=True) as tx:
+        advance = conn.register_script(_ADVANCE)
+        advance(keys=[keys.latest, keys.latest_as_of], args=[sid, document["as_of"]], client=tx)
         tx.set(parts["json"], json_bytes)
         tx.set(parts["arrow"], table_bytes)
         tx.set(parts["meta"], orjson.dumps({**meta_of(document), "published_at": now}))
         tx.set(parts["members"], members_bytes)
         tx.zadd(keys.history, {sid: now})
         tx.hset(keys.by_date, document["as_of"], sid)
-        advance = conn.register_script(_ADVANCE)
-        advance(keys=[keys.latest, keys.latest_as_of], args=[sid, document["as_of"]], client=tx)
         for old in expired:
             old_id = old.decode()
             if old_id == sid:
@@ -165,8 +168,9 @@ def publish(
         for old in slim:
             old_parts = keys.of(old.decode())
             tx.delete(old_parts["json"], old_parts["arrow"])
-        tx.execute()
+        became_latest = bool(tx.execute()[0])
     _prune_dates(conn, keys)
+    return became_latest
 
 
 def _prune_dates(conn: redis.Redis, keys: Keys) -> None:
@@ -298,3 +302,81 @@ def compare(old: pd.DataFrame, new: pd.DataFrame) -> dict[str, Any]:
         now = set(new.index[new["Tier"] == tier])
         tiers[tier] = {"entered": sorted(now - was), "left": sorted(was - now)}
     return {"entered": entered, "left": left, "moved": moved, "tiers": tiers}
+
+
+def by_date_newest_first(conn: redis.Redis, keys: Keys) -> list[tuple[str, str]]:
+    """(id, as_of) of every snapshot in the history, newest as-of date first (of one date,
+    the last published first)."""
+    ids = [i.decode() for i in conn.zrevrange(keys.history, 0, -1)]
+    metas = conn.mget([keys.of(i)["meta"] for i in ids]) if ids else []
+    dated = [(sid, orjson.loads(m)["as_of"]) for sid, m in zip(ids, metas, strict=True) if m]
+    return sorted(dated, key=lambda entry: entry[1], reverse=True)  # stable: publish order
+
+
+def full_ids_newest_first(conn: redis.Redis, keys: Keys) -> list[str]:
+    """Ids of the snapshots whose document is still kept, newest as-of date first."""
+    return [sid for sid, _ in by_date_newest_first(conn, keys) if conn.exists(keys.of(sid)["json"])]
+
+
+def _newest_full(conn: redis.Redis, keys: Keys, exclude: str) -> tuple[str, str] | None:
+    """(id, as_of) of the newest snapshot with its document, other than ``exclude``."""
+    for sid, as_of in by_date_newest_first(conn, keys):
+        if sid != exclude and conn.exists(keys.of(sid)["json"]):
+            return sid, as_of
+    return None
+
+
+def point_latest(conn: redis.Redis, keys: Keys, snapshot_id: str) -> None:
+    """Make ``snapshot_id`` the latest, whatever its date (the operator's undo of a bad
+    publish); raises LookupError when its document is no longer kept."""
+    parts = keys.of(snapshot_id)
+    meta = conn.get(parts["meta"])
+    if meta is None or not conn.exists(parts["json"]):
+        raise LookupError(f"snapshot {snapshot_id} has no full document left to serve")
+    with conn.pipeline(transaction=True) as tx:
+        tx.set(keys.latest, snapshot_id)
+        tx.set(keys.latest_as_of, orjson.loads(meta)["as_of"])
+        tx.execute()
+
+
+def delete(conn: redis.Redis, keys: Keys, snapshot_id: str) -> str | None:
+    """Remove a snapshot; if it was the latest, the newest remaining one (by as-of date) with
+    its document becomes the latest. Returns the latest id afterwards (None if none)."""
+    meta = conn.get(keys.of(snapshot_id)["meta"])
+    as_of = orjson.loads(meta)["as_of"] if meta else None
+    while True:
+        with conn.pipeline(transaction=True) as tx:
+            try:
+                tx.watch(keys.latest, keys.history)
+                latest = tx.get(keys.latest)
+                latest = latest.decode() if latest else None
+                successor = _newest_full(conn, keys, snapshot_id)
+                same_day = _newest_of_date(conn, keys, as_of, snapshot_id) if as_of else None
+                tx.multi()
+                tx.delete(*keys.of(snapshot_id).values())
+                tx.zrem(keys.history, snapshot_id)
+                if as_of is not None:
+                    if same_day:
+                        tx.hset(keys.by_date, as_of, same_day)
+                    else:
+                        tx.hdel(keys.by_date, as_of)
+                if latest == snapshot_id:
+                    if successor is None:
+                        tx.delete(keys.latest, keys.latest_as_of)
+                        latest = None
+                    else:
+                        tx.set(keys.latest, successor[0])
+                        tx.set(keys.latest_as_of, successor[1])
+                        latest = successor[0]
+                tx.execute()
+                return latest
+            except redis.WatchError:
+                continue
+
+
+def _newest_of_date(conn: redis.Redis, keys: Keys, as_of: str, exclude: str) -> str | None:
+    """The last published snapshot of date ``as_of`` other than ``exclude``."""
+    return next(
+        (sid for sid, day in by_date_newest_first(conn, keys) if day == as_of and sid != exclude),
+        None,
+    )

@@ -115,3 +115,76 @@ def test_unknown_snapshot_is_a_one_line_error(tmp_path: Path, redis_env) -> None
     proc = run_cli("snapshots", "show", "1999-01-01", data_dir=tmp_path, env=redis_env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no snapshot '1999-01-01'" in ANSI.sub("", proc.stderr)
+
+
+def test_a_future_as_of_scans_the_last_session(demo_store: Path, tmp_path: Path, redis_env) -> None:
+    proc = ok(
+        run_cli(
+            "scan", "--store", str(demo_store), "--as-of", "2099-01-01", "--top", "1",
+            "--publish", data_dir=tmp_path, env=redis_env,
+        )
+    )  # fmt: skip
+    said = ANSI.sub("", proc.stderr)
+    assert "as-of 2099-01-01 is after the store's last session: scanning 2026-11-20" in said
+    shown = json.loads(
+        ok(run_cli("snapshots", "show", "--json", data_dir=tmp_path, env=redis_env)).stdout
+    )
+    assert shown["as_of"] == "2026-11-20" and shown["rows"] > 0
+
+
+def test_operator_deletes_and_repoints(demo_store: Path, tmp_path: Path, redis_env) -> None:
+    for as_of in ("2026-11-13", "2026-11-20"):
+        ok(
+            run_cli(
+                "scan", "--store", str(demo_store), "--as-of", as_of, "--top", "1", "--publish",
+                data_dir=tmp_path, env=redis_env,
+            )
+        )  # fmt: skip
+    backfill = ok(
+        run_cli(
+            "scan", "--store", str(demo_store), "--as-of", "2026-11-13", "--top", "1",
+            "--publish", data_dir=tmp_path, env=redis_env,
+        )
+    )  # fmt: skip
+    assert "not the latest" in ANSI.sub("", backfill.stderr)
+    listed = json.loads(
+        ok(run_cli("snapshots", "list", "--json", data_dir=tmp_path, env=redis_env)).stdout
+    )
+    newest = next(m["snapshot_id"] for m in listed if m["as_of"] == "2026-11-20")
+    older = listed[0]["snapshot_id"]  # the backfill, published last
+    deleted = ok(run_cli("snapshots", "delete", "2026-11-20", data_dir=tmp_path, env=redis_env))
+    assert f"Deleted {newest}; latest is now {older}" in ANSI.sub("", deleted.stderr)
+    repointed = ok(run_cli("snapshots", "repoint", listed[-1]["snapshot_id"], data_dir=tmp_path,
+                           env=redis_env))  # fmt: skip
+    assert f"Latest is now {listed[-1]['snapshot_id']}" in ANSI.sub("", repointed.stderr)
+    missing = run_cli("snapshots", "delete", "2026-11-20", data_dir=tmp_path, env=redis_env)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "no snapshot '2026-11-20'" in ANSI.sub("", missing.stderr)
+
+
+def test_account_size_inf_is_a_one_line_error(demo_store: Path, tmp_path: Path) -> None:
+    proc = run_cli("scan", "--store", str(demo_store), "--account-size", "inf", data_dir=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "account size must be a finite number > 0" in ANSI.sub("", proc.stderr)
+
+
+def test_push_into_a_redis_out_of_memory(demo_store: Path, tmp_path: Path, redis_env) -> None:
+    from tests.pipeline.snapshots import RedisProcess
+
+    full = RedisProcess().start()
+    try:
+        env = {**redis_env, "REDIS_URL": full.url}
+        away = {**env, "REDIS_URL": "redis://127.0.0.1:1/0", "TECHNIC_REDIS_TIMEOUT": "0.5"}
+        ok(run_cli("scan", "--store", str(demo_store), "--top", "1", "--publish",
+                   data_dir=tmp_path, env=away))  # fmt: skip
+        import redis
+
+        redis.Redis.from_url(full.url).config_set("maxmemory", "1")
+        proc = run_cli("snapshots", "push", data_dir=tmp_path, env=env)
+        said = ANSI.sub("", proc.stderr)
+        assert proc.returncode == 2 and "Traceback" not in said, said
+        assert "Redis refused the push (OutOfMemoryError: command not allowed" in said
+        assert "stay queued" in said
+        assert len(list((tmp_path / "snapshots" / "pending").glob("*.json"))) == 1
+    finally:
+        full.stop()

@@ -113,7 +113,7 @@ def variant(result: ScanResult, snapshot_id: str, as_of: str | None = None) -> S
     """``result`` under another snapshot id (and as-of date): a distinct snapshot to publish."""
     document = {**result.snapshot, "snapshot_id": snapshot_id}
     if as_of is not None:
-        document["as_of"] = as_of
+        document["as_of"] = document["data_through"] = as_of
     return dataclasses.replace(result, snapshot=document)
 
 

@@ -115,7 +115,7 @@ def test_publish_then_latest_is_the_document(scans, make_settings):
 
     published = snapshots.publish(result, settings=settings)
 
-    assert published == Published(sid, True, 0, ())
+    assert published == Published(sid, True, 0, (), latest=True)
     assert snapshots.latest(settings=settings) == json.loads(result.to_json())
     assert snapshots.latest(settings=settings) == json.loads(result.to_json())  # cached parse
     assert snapshots.latest_bytes(settings=settings) == (sid, result.to_json())
