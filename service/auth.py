@@ -50,3 +50,7 @@ async def require_read_key(request: Request, key: Annotated[str | None, Security
 
 WriteKey = Depends(require_write_key)
 ReadKey = Depends(require_read_key)
+OPTIONAL_KEY = {"security": [{}]}
+"""``openapi_extra`` of a read route: FastAPI appends this empty requirement to the key's, so
+the OpenAPI document says a read may send the key or not (reads are open unless
+TECHNIC_READ_API_KEYS is set), while writes require it."""

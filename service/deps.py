@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from pipeline.config import Settings
-from service.errors import no_snapshot
+from service.errors import no_snapshot, redis_unavailable
 from service.snapshot_cache import Current, SnapshotCache
 
 
@@ -21,9 +21,10 @@ def _cache(request: Request) -> SnapshotCache:
 
 
 async def _snapshot(request: Request) -> Current:
-    current = await request.app.state.snapshots.latest()
+    cache: SnapshotCache = request.app.state.snapshots
+    current = await cache.latest()
     if current is None:
-        raise no_snapshot()
+        raise no_snapshot() if cache.redis_ok or cache.conn is None else redis_unavailable()
     return current
 
 

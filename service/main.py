@@ -14,13 +14,17 @@ from contextlib import asynccontextmanager
 import redis.asyncio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
-from pipeline import redis_conn
+from pipeline import redis_conn, snapshots
 from pipeline.cluster import SharedClient
 from pipeline.config import Settings, get_settings
 from pipeline.jobs import ScanJobs
 from service import errors, metrics
 from service.auth import ReadKey
+from service.errors import READ_KEY, documented
+from service.limits import BodyLimit
 from service.response_cache import ResponseCache
 from service.routes import cluster, copilot, health, jobs, scan, scans, symbols
 from service.snapshot_cache import SnapshotCache
@@ -35,19 +39,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        conn = redis_conn.connect(current)
+        redis_conn.connect(current)  # logs whether Redis answers now
         where = redis_conn.target(current)
+        # A client even when Redis is down at start: it connects on first use and reconnects
+        # after a failure, so the service picks Redis up whenever it comes.
+        conn = redis_conn.client(where) if where.enabled else None
         app.state.settings = current
         app.state.snapshots = SnapshotCache(
-            conn, current.redis_prefix, current.snapshot_poll_interval
+            conn,
+            current.redis_prefix,
+            current.snapshot_poll_interval,
+            on_reconnect=lambda: snapshots.push(settings=current, conn=conn),
         )
         app.state.cluster = SharedClient(current)
         app.state.jobs = ScanJobs(conn, current, app.state.cluster) if conn else None
         app.state.events = (
             redis.asyncio.Redis.from_url(
-                where.url, socket_connect_timeout=where.timeout, socket_timeout=where.timeout + 10
+                where.url,
+                socket_connect_timeout=where.timeout,
+                socket_timeout=where.timeout + 10,
+                retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
             )
-            if conn is not None and where.url
+            if conn is not None
             else None
         )
         try:
@@ -61,8 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Technic", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
-    # middleware, innermost first: the response cache, metrics around it, CORS outermost
+    # middleware, innermost first: the response cache, the body limit around it (the cache
+    # reads bodies), metrics around both (413s are counted), CORS outermost
     app.add_middleware(ResponseCache, app_state=app.state)
+    app.add_middleware(BodyLimit)
     metrics.install(app, dependencies=[ReadKey])
     if current.cors_origins:
         app.add_middleware(
@@ -73,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     # /v1/scans/latest and /v1/scans/diff before the jobs' /v1/scans/{job_id}
     for router in (scan.router, scans.router, symbols.router, copilot.router, cluster.router):
-        app.include_router(router, dependencies=[ReadKey])
+        app.include_router(router, dependencies=[ReadKey], responses=documented({401: READ_KEY}))
     app.include_router(jobs.router)
     app.include_router(health.router)
     return app

@@ -24,8 +24,9 @@ CACHEABLE = {
     ("GET", "/v1/universe_stats"),
     ("GET", "/v1/symbol"),
 }
-MAX_BYTES = 256 * 2**20  # responses kept per process (the current snapshot's only)
+MAX_BYTES = 32 * 2**20  # entries kept per process (the current snapshot's only), by _cost
 MAX_BODY = 64 * 2**10  # larger request bodies are not cached
+ENTRY_BYTES = 1024  # an entry's own overhead: its start message, headers and key tuple
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class _Entry:
     start: Message
     body: bytes
     route: Any
+    cost: int  # bytes this entry holds: the answer, the request body and query it is keyed on
 
 
 class ResponseCache:
@@ -106,10 +108,13 @@ class ResponseCache:
             self.size = 0
             self.snapshot_id = after.snapshot_id
         body = b"".join(chunks)
-        self.entries[key] = _Entry(start, body, scope.get("route"))
-        self.size += len(body)
-        while self.size > MAX_BYTES and len(self.entries) > 1:
-            self.size -= len(self.entries.popitem(last=False)[1].body)
+        cost = len(body) + len(key[2]) + len(key[3]) + ENTRY_BYTES
+        if key in self.entries:  # two requests raced to make the same answer
+            return
+        self.entries[key] = _Entry(start, body, scope.get("route"), cost)
+        self.size += cost
+        while self.size > MAX_BYTES and self.entries:
+            self.size -= self.entries.popitem(last=False)[1].cost
 
 
 async def _buffer(receive: Receive) -> tuple[bytes | None, Receive]:

@@ -255,3 +255,23 @@ class UniverseStats(_Open):
 
 class SymbolRows(_Open):
     results: list[ScanResult]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a stable ``error`` code and a one-line ``detail``; a 422 names the
+    bad input in ``field`` and, when the valid values are a short list, gives them in
+    ``valid``."""
+
+    error: str = Field(description="Machine-readable code, e.g. 'unknown_sector'.")
+    detail: str = Field(description="What went wrong and what to do, in words.")
+    field: str | None = Field(None, description="The bad parameter or body field (422).")
+    valid: list[str] | None = Field(None, description="The values that would be accepted.")
+
+
+class HealthBody(_Open):
+    """GET /health and /health/ready: whether Redis, the bar store and a snapshot are there."""
+
+    status: str = Field(description="'ok', 'degraded', 'no_snapshot' or 'unavailable'.")
+    reason: str | None = Field(
+        None, description="Why the status is 'degraded' (Redis away, an undecodable snapshot)."
+    )

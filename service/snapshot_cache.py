@@ -8,6 +8,7 @@ keeps being served.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
@@ -27,7 +28,11 @@ from pipeline.config import TradeStyle
 from pipeline.snapshots import redis_store
 
 log = logging.getLogger(__name__)
-MEMO_BYTES = 256 * 2**20  # answers derived from one snapshot kept in memory, roughly
+# Answers derived from one snapshot kept in memory, by their _footprint. The app's working
+# set on a 6,000-row snapshot is ~110 MB: three re-ranked documents (~27 MB each), the ranked
+# table (~8 MB) and the presets' answers (~7 MB each, plain and gzip).
+MEMO_BYTES = 128 * 2**20
+ENTRY_BYTES = 256  # an entry's own overhead: dict slot, tuple, the key's objects
 
 
 @dataclass
@@ -69,7 +74,7 @@ class Current:
                 self._memo.move_to_end(key)
                 return self._memo[key][0]
         value = make()
-        size = _footprint(value)
+        size = _footprint(value) + ENTRY_BYTES + len(repr(key))
         with self._lock:
             if key not in self._memo:
                 self._memo[key] = (value, size)
@@ -80,36 +85,69 @@ class Current:
 
 
 def _footprint(value: Any) -> int:
-    """Rough memory of a memoised answer: bytes as they are; a parsed document (with its
-    bytes) at ~8x its JSON size."""
+    """Memory of a memoised answer: bytes as they are; a frame with its strings; a document
+    parsed from JSON (with its bytes) at 5x the JSON (measured: the parsed objects take
+    ~3.2x). Anything else is one of a few per-snapshot helpers under fixed keys (sector
+    names, the symbol view, the copilot's context, the changes), counted at 1 KiB: there is
+    one of each, not one per request."""
     if isinstance(value, bytes):
         return len(value)
     if isinstance(value, pd.DataFrame):
-        return int(value.memory_usage(index=True).sum())
+        return int(value.memory_usage(index=True, deep=True).sum())
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], bytes):
-        return 9 * len(value[1])
+        return 5 * len(value[1])
     return 1024
 
 
 class SnapshotCache:
-    """Serves the latest snapshot from Redis, keeping the last good one in process."""
+    """Serves the latest snapshot from Redis, keeping the last good one in process.
 
-    def __init__(self, conn: redis.Redis | None, prefix: str, poll_interval: float = 0.0):
+    While Redis fails, it is asked again after a backoff (0.5 s doubling to 30 s), so a dead
+    Redis costs one request a connect timeout now and then, not every request; the first
+    answer after an outage runs ``on_reconnect`` (the service pushes queued snapshots). A
+    snapshot whose document cannot be decoded is skipped for the newest good one, and
+    ``problem`` says so.
+    """
+
+    def __init__(
+        self,
+        conn: redis.Redis | None,
+        prefix: str,
+        poll_interval: float = 0.0,
+        on_reconnect: Callable[[], object] | None = None,
+    ):
         self.conn = conn
         self.keys = redis_store.Keys(prefix)
         self.current: Current | None = None
         self.redis_ok = conn is not None
         self.poll_interval = poll_interval
+        self.on_reconnect = on_reconnect
         self.checked = -float("inf")  # monotonic time of the last pointer GET
         self.checking = False  # a request is asking Redis right now
+        self.failures = 0  # Redis failures in a row
+        self.retry_at = -float("inf")  # no Redis call before this monotonic time
+        self.undecodable: dict[str, str] = {}  # snapshot id → why it cannot be served
+        self.pointer: str | None = None  # the latest pointer as last read
         self._lock = threading.Lock()
 
+    @property
+    def problem(self) -> str | None:
+        """Why the service is degraded, in words (None when it is not)."""
+        if self.conn is not None and not self.redis_ok:
+            return "Redis is unreachable: serving the last good snapshot held in memory"
+        if self.pointer in self.undecodable:
+            why = self.undecodable[self.pointer]
+            return f"snapshot {self.pointer} cannot be decoded ({why}): serving the last good one"
+        return None
+
     def due(self) -> bool:
-        """Whether the next request should ask Redis for the pointer: there is no snapshot
-        yet, or the last check is ``poll_interval`` old and no other request is checking."""
-        if self.current is None:
-            return True
-        return time.monotonic() - self.checked >= self.poll_interval and not self.checking
+        """Whether the next request should ask Redis for the pointer: no snapshot yet or the
+        last check is ``poll_interval`` old, no other request is checking, and Redis is not
+        in its backoff after a failure."""
+        now = time.monotonic()
+        if self.checking or now < self.retry_at:
+            return False
+        return self.current is None or now - self.checked >= self.poll_interval
 
     async def latest(self) -> Current | None:
         """:meth:`get`, asking Redis at most every ``poll_interval`` seconds. One request
@@ -125,39 +163,83 @@ class SnapshotCache:
 
     def get(self) -> Current | None:
         """The latest snapshot, or the last good one while Redis is unreachable."""
-        if self.conn is None:
+        if self.conn is None or time.monotonic() < self.retry_at:
             return self.current
         try:
             found = redis_store.latest_bytes(self.conn, self.keys)
-            self.checked = time.monotonic()
-            self.redis_ok = True
+            self.pointer = found[0] if found is not None else None
+            if self.pointer in self.undecodable:
+                found = self._fallback(self.pointer)
         except redis.RedisError as exc:
-            if self.redis_ok:
-                log.warning("[CACHE] Redis unreachable (%s): serving the last good snapshot", exc)
-            self.redis_ok = False
+            self._failed(exc)
             return self.current
+        first = self.checked == -float("inf")
+        self.checked = time.monotonic()
+        if first or not self.redis_ok:
+            self._recovered()
         if found is None:
             return self.current
         sid, data = found
-        current = self.current
-        if current is None or current.snapshot_id != sid:
+        if self.current is None or self.current.snapshot_id != sid:
             with self._lock:
                 if self.current is None or self.current.snapshot_id != sid:
-                    document = orjson.loads(data)
-                    self.current = Current(
-                        sid,
-                        data,
-                        document,
-                        {row["ticker"]: row for row in document.get("results", [])},
-                    )
-                    # The parsed snapshot (~10⁶ objects) lives until the next one: keep it out
-                    # of the cyclic collector's full passes, which otherwise pause every
-                    # request for 100+ ms now and then. Reference counting still frees it.
-                    gc.unfreeze()
-                    gc.collect()
-                    gc.freeze()
-            current = self.current
-        return current
+                    self._load(sid, data)
+        return self.current
+
+    def _load(self, sid: str, data: bytes) -> None:
+        """Parse and hold snapshot ``sid``; an undecodable one is remembered and skipped."""
+        try:
+            document = orjson.loads(data)
+            rows = document["results"]
+            by_ticker = {row["ticker"]: row for row in rows}
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            why = f"{type(exc).__name__}: {str(exc)[:80]}"
+            log.error("[CACHE] snapshot %s cannot be decoded (%s): skipped", sid, why)
+            self.undecodable[sid] = why
+            found = self._fallback(sid) if self.current is None else None
+            if found is not None:
+                self._load(*found)
+            return
+        self.current = Current(sid, data, document, by_ticker)
+        with contextlib.suppress(LookupError):  # the ranked table, so that re-ranking for
+            self.table(self.current)  # another trade style needs no Redis later
+        # The parsed snapshot (~10⁶ objects) lives until the next one: keep it out of the
+        # cyclic collector's full passes, which otherwise pause every request for 100+ ms now
+        # and then. Reference counting still frees it.
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+
+    def _fallback(self, bad: str) -> tuple[str, bytes] | None:
+        """The newest snapshot other than the undecodable ones that still has its document:
+        the held one when there is one, else from Redis."""
+        if self.current is not None:
+            return self.current.snapshot_id, self.current.data
+        skip = set(self.undecodable) | {bad}
+        for sid in redis_store.full_ids_newest_first(self.conn, self.keys):
+            if sid not in skip:
+                data = redis_store.get_bytes(self.conn, self.keys, sid)
+                if data is not None:
+                    return sid, data
+        return None
+
+    def _failed(self, exc: redis.RedisError) -> None:
+        self.failures += 1
+        self.retry_at = time.monotonic() + min(30.0, 0.5 * 2 ** (self.failures - 1))
+        if self.redis_ok:
+            log.warning("[CACHE] Redis unreachable (%s): serving the last good snapshot", exc)
+        self.redis_ok = False
+
+    def _recovered(self) -> None:
+        """Redis answered: first time, or after failures; run the reconnect hook."""
+        if not self.redis_ok:
+            log.info("[CACHE] Redis is back")
+        self.redis_ok, self.failures, self.retry_at = True, 0, -float("inf")
+        if self.on_reconnect is not None:
+            try:
+                self.on_reconnect()
+            except Exception:  # a hook's failure must not fail the request that ran it
+                log.exception("[CACHE] after Redis came back")
 
     def table(self, current: Current) -> pd.DataFrame:
         """The snapshot's ranked table from Redis (fetched once per snapshot); raises

@@ -6,10 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from service.auth import OPTIONAL_KEY
+
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/v1/cluster")
+@router.get("/v1/cluster", openapi_extra=OPTIONAL_KEY)
 def cluster(request: Request) -> dict[str, Any]:
     """The cluster setting, whether this process has started its client (on its first scan
     job), the workers (address, threads, memory limit) and the Dask dashboard link."""

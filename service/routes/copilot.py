@@ -15,7 +15,10 @@ from fastapi import APIRouter
 
 from pipeline import copilot, llm
 from pipeline.errors import clip
+from service.auth import OPTIONAL_KEY
 from service.deps import CacheDep, SettingsDep
+from service.errors import INVALID, UNREADABLE, documented
+from service.limits import TOO_LARGE
 from service.schemas import CopilotAnswer, CopilotQuestion
 from service.snapshot_cache import Current, SnapshotCache
 
@@ -51,7 +54,12 @@ def _context(cache: SnapshotCache, current: Current) -> copilot.Context:
     return copilot.Context(current.document, table(), ranked, changes, by_ticker=current.by_ticker)
 
 
-@router.post("/v1/copilot", response_model=CopilotAnswer)
+@router.post(
+    "/v1/copilot",
+    response_model=CopilotAnswer,
+    openapi_extra=OPTIONAL_KEY,
+    responses=documented({400: UNREADABLE, 413: TOO_LARGE, 422: INVALID}),  # never 503
+)
 async def ask(body: CopilotQuestion, cache: CacheDep, settings: SettingsDep) -> dict[str, Any]:
     """Answer a question about the latest scan: why a ticker is rated as it is, its plan,
     risks and sector, the best setups (overall, in a sector, for a style), what changed

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Response
 from pipeline.store import MANIFEST
 from service.deps import CacheDep, SettingsDep, store_path
 from service.errors import json_response
+from service.schemas import HealthBody
 from service.snapshot_cache import Current
 
 router = APIRouter(tags=["ops"])
@@ -31,11 +32,12 @@ def snapshot_age(current: Current) -> float | None:
 def _status(cache: CacheDep, settings: SettingsDep) -> tuple[dict[str, Any], Current | None]:
     current = cache.get()
     if current is not None:
-        status = "ok" if cache.redis_ok else "degraded"
+        status = "degraded" if cache.problem else "ok"
     else:
         status = "no_snapshot" if cache.redis_ok else "unavailable"
     body: dict[str, Any] = {
         "status": status,
+        "reason": cache.problem,
         "redis": cache.redis_ok,
         "store": (store_path(settings, current) / MANIFEST).is_file(),
         "snapshot": None,
@@ -53,7 +55,12 @@ def _status(cache: CacheDep, settings: SettingsDep) -> tuple[dict[str, Any], Cur
     return body, current
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    response_model=HealthBody,
+    responses={503: {"model": HealthBody, "description": "Redis is unreachable and no "
+                     "snapshot is held (`status`: unavailable)."}},
+)  # fmt: skip
 def health(cache: CacheDep, settings: SettingsDep) -> Response:
     """Liveness, for deploy checks: 200 while the process can work (with a snapshot, or
     before the first one is published: ``status`` says which); 503 only when Redis is
@@ -62,7 +69,11 @@ def health(cache: CacheDep, settings: SettingsDep) -> Response:
     return json_response(body, status_code=503 if body["status"] == "unavailable" else 200)
 
 
-@router.get("/health/ready")
+@router.get(
+    "/health/ready",
+    response_model=HealthBody,
+    responses={503: {"model": HealthBody, "description": "No snapshot can be served yet."}},
+)
 def ready(cache: CacheDep, settings: SettingsDep) -> Response:
     """Readiness: 200 once a snapshot can be served, 503 (saying a scan is needed) before."""
     body, current = _status(cache, settings)

@@ -22,14 +22,27 @@ from pipeline.errors import StoreError, TechnicError
 from pipeline.jobs import TERMINAL, ScanJobs
 from pipeline.scan import prepare
 from pipeline.vocabulary import TRADE_STYLES
-from service.auth import ReadKey, WriteKey
+from service.auth import OPTIONAL_KEY, ReadKey, WriteKey
 from service.deps import store_path
-from service.errors import ApiError, json_response
+from service.errors import (
+    INVALID,
+    READ_KEY,
+    REDIS_GONE,
+    UNREADABLE,
+    WRITE_KEY,
+    WRITES_OFF,
+    ApiError,
+    documented,
+    json_response,
+)
+from service.limits import TOO_LARGE
 
 router = APIRouter(tags=["scan jobs"])
 JOB_ID = Path(pattern=r"^[0-9a-f]{16}$", description="Job id, as POST /v1/scans returned it.")
 EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 BLOCK_MS = 5_000  # how long one read of the event stream waits for news
+UNKNOWN_JOB = "`unknown_job`: no such scan job (job states live 7 days)"
+WRITE = {401: WRITE_KEY, 403: WRITES_OFF}
 
 
 class ScanJobRequest(BaseModel):
@@ -61,7 +74,18 @@ def _found(jobs: ScanJobs, job_id: str) -> dict[str, Any]:
     return state
 
 
-@router.post("/v1/scans", status_code=202, dependencies=[WriteKey])
+@router.post(
+    "/v1/scans",
+    status_code=202,
+    dependencies=[WriteKey],
+    responses=documented({
+        **WRITE,
+        400: UNREADABLE,
+        413: TOO_LARGE,
+        422: f"{INVALID}, or the engine refused the date or style",
+        503: f"`store_unavailable`: this server has no bar store to scan; {REDIS_GONE}",
+    }),
+)  # fmt: skip
 def start_scan(request: Request, body: ScanJobRequest | None = None) -> Response:
     """Start a scan of the bar store and publish its snapshot when it finishes (202 with the
     job). If one is already running, that job is returned (``"started": false``)."""
@@ -81,13 +105,29 @@ def start_scan(request: Request, body: ScanJobRequest | None = None) -> Response
     return response
 
 
-@router.get("/v1/scans/{job_id}", dependencies=[ReadKey])
+@router.get(
+    "/v1/scans/{job_id}",
+    dependencies=[ReadKey],
+    openapi_extra=OPTIONAL_KEY,
+    responses=documented({401: READ_KEY, 404: UNKNOWN_JOB, 422: INVALID, 503: REDIS_GONE}),
+)
 def scan_job(request: Request, job_id: Annotated[str, JOB_ID]) -> dict[str, Any]:
     """Status, stage, partitions done / total, progress (0–1), elapsed and ETA (seconds)."""
     return _found(_jobs(request), job_id)
 
 
-@router.delete("/v1/scans/{job_id}", status_code=202, dependencies=[WriteKey])
+@router.delete(
+    "/v1/scans/{job_id}",
+    status_code=202,
+    dependencies=[WriteKey],
+    responses=documented({
+        **WRITE,
+        404: UNKNOWN_JOB,
+        409: "`job_finished`: the job has already ended",
+        422: INVALID,
+        503: REDIS_GONE,
+    }),
+)  # fmt: skip
 def cancel_scan(request: Request, job_id: Annotated[str, JOB_ID]) -> Response:
     """Cancel a running job (202: it stops at its next progress step and reads
     ``cancelled``); a job that has already finished is a 409."""
@@ -103,7 +143,14 @@ def cancel_scan(request: Request, job_id: Annotated[str, JOB_ID]) -> Response:
     "/v1/scans/{job_id}/events",
     dependencies=[ReadKey],
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    openapi_extra=OPTIONAL_KEY,
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        **documented(
+            {401: READ_KEY, 404: UNKNOWN_JOB, 422: INVALID, 503: REDIS_GONE},
+            media_type="application/json",
+        ),
+    },
 )
 async def scan_events(request: Request, job_id: Annotated[str, JOB_ID]) -> EventSourceResponse:
     """The job's state as Server-Sent Events: every change from the start (or after the

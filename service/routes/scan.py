@@ -17,8 +17,10 @@ from fastapi import APIRouter, Request, Response
 from pipeline.errors import UnknownSectorError
 from pipeline.snapshots import queries
 from pipeline.snapshots.document import ideas
+from service.auth import OPTIONAL_KEY
 from service.deps import CacheDep, SnapshotDep
-from service.errors import ApiError
+from service.errors import INVALID, SNAPSHOT_GONE, UNREADABLE, ApiError, documented
+from service.limits import TOO_LARGE
 from service.schemas import IdeasAnswer, ScanFilter, ScannerBundle
 from service.snapshot_cache import Current, SnapshotCache
 
@@ -46,7 +48,20 @@ def _bundle(cache: SnapshotCache, snapshot: Current, query: queries.ScannerQuery
     return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-@router.post("/v1/scan", response_model=ScannerBundle)
+@router.post(
+    "/v1/scan",
+    response_model=ScannerBundle,
+    openapi_extra=OPTIONAL_KEY,
+    responses={
+        304: {"description": "Not Modified: `If-None-Match` holds this answer's ETag."},
+        **documented({
+            400: UNREADABLE,
+            413: TOO_LARGE,
+            422: f"{INVALID}; `unknown_sector`: a sector no vocabulary knows (`valid` lists them)",
+            503: f"{SNAPSHOT_GONE}; `style_unavailable`: the snapshot cannot be re-ranked now",
+        }),
+    },
+)  # fmt: skip
 async def scan(
     request: Request, snapshot: SnapshotDep, cache: CacheDep, body: ScanFilter | None = None
 ) -> Response:
@@ -70,7 +85,12 @@ async def scan(
     return Response(data, media_type="application/json", headers=headers)
 
 
-@router.get("/v1/scan", response_model=IdeasAnswer)
+@router.get(
+    "/v1/scan",
+    response_model=IdeasAnswer,
+    openapi_extra=OPTIONAL_KEY,
+    responses=documented({503: SNAPSHOT_GONE}),
+)
 async def ideas_tab(snapshot: SnapshotDep) -> Response:
     """The Ideas tab: the latest snapshot's best Long setups of tier CORE or SATELLITE, as
     ``{"data": [Idea, ...]}``."""

@@ -12,8 +12,9 @@ from pipeline.errors import UnknownSectorError
 from pipeline.snapshots import SnapshotNotFound
 from pipeline.snapshots.queries import RATING_SCALE, tech_rating_floor
 from pipeline.vocabulary import SIGNALS, TIERS, match_sectors
+from service.auth import OPTIONAL_KEY
 from service.deps import CacheDep, SettingsDep, SnapshotDep
-from service.errors import ApiError
+from service.errors import INVALID, REDIS_GONE, SNAPSHOT_GONE, ApiError, documented
 from service.routes.symbols import TICKER
 from service.schemas import SignalName, TierName
 
@@ -25,7 +26,14 @@ NUMERIC = (
 )  # fmt: skip
 
 
-@router.get("/v1/scans/latest")
+@router.get(
+    "/v1/scans/latest",
+    openapi_extra=OPTIONAL_KEY,
+    responses=documented({
+        422: f"{INVALID}; `unknown_sector`: a sector no vocabulary knows (`valid` lists them)",
+        503: SNAPSHOT_GONE,
+    }),
+)  # fmt: skip
 async def latest_scan(
     snapshot: SnapshotDep,
     sector: Annotated[list[str] | None, Query(max_length=20)] = None,
@@ -110,7 +118,9 @@ def _redis(cache: CacheDep):
     return cache.conn
 
 
-@router.get("/v1/scans")
+@router.get(
+    "/v1/scans", openapi_extra=OPTIONAL_KEY, responses=documented({422: INVALID, 503: REDIS_GONE})
+)
 def scan_history(
     cache: CacheDep,
     settings: SettingsDep,
@@ -121,7 +131,17 @@ def scan_history(
     return {"snapshots": snapshots.history(None, days, settings=settings, conn=conn)}
 
 
-@router.get("/v1/scans/diff")
+@router.get(
+    "/v1/scans/diff",
+    openapi_extra=OPTIONAL_KEY,
+    responses=documented(
+        {
+            404: "`unknown_snapshot`: no snapshot with that id or as-of date",
+            422: INVALID,
+            503: REDIS_GONE,
+        }
+    ),
+)
 def scan_diff(
     cache: CacheDep,
     settings: SettingsDep,
@@ -136,7 +156,11 @@ def scan_diff(
         raise ApiError(404, "unknown_snapshot", str(exc)) from None
 
 
-@router.get("/v1/symbol/{ticker}/history")
+@router.get(
+    "/v1/symbol/{ticker}/history",
+    openapi_extra=OPTIONAL_KEY,
+    responses=documented({422: INVALID, 503: REDIS_GONE}),
+)
 def symbol_history(
     cache: CacheDep,
     settings: SettingsDep,

@@ -17,8 +17,9 @@ from pipeline.errors import StoreError
 from pipeline.price_history import chart_rows, trusted_bars
 from pipeline.snapshots.document import why_unscored
 from pipeline.store import BarStore
+from service.auth import OPTIONAL_KEY
 from service.deps import SettingsDep, SnapshotDep, store_path
-from service.errors import ApiError
+from service.errors import INVALID, SNAPSHOT_GONE, ApiError, documented
 from service.schemas import SymbolDetail, SymbolRows, UniverseStats
 from service.snapshot_cache import Current
 
@@ -40,7 +41,12 @@ SCORES = {  # detail field → ScanResult field
 NO_SOURCE = ("risk_score", "momentum_score", "value_score", "quality_factor", "growth_score")
 
 
-@router.get("/v1/universe_stats", response_model=UniverseStats)
+@router.get(
+    "/v1/universe_stats",
+    response_model=UniverseStats,
+    openapi_extra=OPTIONAL_KEY,
+    responses=documented({503: SNAPSHOT_GONE}),
+)
 def universe_stats(snapshot: SnapshotDep) -> dict[str, Any]:
     """Sectors and industries of the latest snapshot, most common first."""
     rows = snapshot.document["results"]
@@ -53,7 +59,12 @@ def universe_stats(snapshot: SnapshotDep) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/symbol", response_model=SymbolRows)
+@router.get(
+    "/v1/symbol",
+    response_model=SymbolRows,
+    openapi_extra=OPTIONAL_KEY,
+    responses=documented({422: INVALID, 503: SNAPSHOT_GONE}),
+)
 def symbol_row(
     snapshot: SnapshotDep, symbol: Annotated[str, Query(pattern=TICKER)]
 ) -> dict[str, Any]:
@@ -65,11 +76,13 @@ def symbol_row(
 @router.get(
     "/v1/symbol/{ticker}",
     response_model=SymbolDetail,
-    responses={
-        404: {"description": "A ticker neither the snapshot nor the bar store knows."},
-        503: {"description": "The bar store cannot be read (store_unavailable)."},
-    },
-)
+    openapi_extra=OPTIONAL_KEY,
+    responses=documented({
+        404: "`unknown_ticker`: neither the latest snapshot nor its bar store has the ticker",
+        422: INVALID,
+        503: f"{SNAPSHOT_GONE}; `store_unavailable`: the bar store cannot be read",
+    }),
+)  # fmt: skip
 def symbol_detail(
     snapshot: SnapshotDep,
     settings: SettingsDep,

@@ -1,5 +1,6 @@
 """OpenAPI-driven fuzzing (schemathesis) of every endpoint of a real uvicorn server holding
-real snapshots: whatever the input, no response is a 5xx."""
+real snapshots: whatever the input, no response is a 5xx, and every response is one the
+OpenAPI document describes (its status, content type and body schema)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from pipeline.scan import run_scan
 from tests.service.server import running
 
 KEY = "fuzz-write-key"
+CHECKS = ",".join((
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+))  # fmt: skip
 
 
 def test_no_input_makes_a_server_error(redis_server, demo_store, dask_client, tmp_path) -> None:
@@ -38,7 +45,7 @@ def test_no_input_makes_a_server_error(redis_server, demo_store, dask_client, tm
         run = subprocess.run(
             [
                 str(cli), "run", f"{base}/openapi.json",
-                "--checks", "not_a_server_error",
+                "--checks", CHECKS,
                 "--max-examples", "25",
                 "--seed", "20261124",
                 "--header", f"X-API-Key: {KEY}",

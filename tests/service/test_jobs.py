@@ -183,9 +183,16 @@ def test_job_input_is_validated(api) -> None:
         assert api.get(path).status_code == 422
     assert api.get("/v1/scans/0123456789abcdef/events").status_code == 404
     bad = api.post("/v1/scans", json={"as_of": "1990-01-02"}, headers={"X-API-Key": KEY})
-    assert bad.status_code == 202  # a date before any bar: the job fails, saying why
-    final = wait_until_done(api, bad.json()["id"])
-    assert final["status"] == "failed" and "no clean bars" in final["error"]
+    assert bad.status_code == 422 and "before the store's first bar" in bad.json()["detail"]
+
+
+def test_a_future_date_scans_the_last_session_and_keeps_the_app_fed(api) -> None:
+    started = api.post("/v1/scans", json={"as_of": "2099-01-01"}, headers={"X-API-Key": KEY})
+    assert started.status_code == 202, started.text
+    final = wait_until_done(api, started.json()["id"])
+    assert final["status"] == "succeeded" and final["latest"], final
+    latest = api.get("/v1/scans/latest").json()
+    assert final["as_of"] == latest["as_of"] < "2099" and latest["total"] > 0
 
 
 def test_read_keys_and_cors(tmp_path, demo_store, redis_server, dask_client) -> None:
