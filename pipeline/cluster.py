@@ -12,14 +12,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator
 
 import dask
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, WorkerPlugin
 
 from pipeline.config import Settings, get_settings
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, TechnicError
 from pipeline.features import warm_up
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,7 @@ def start_client(settings: Settings | None = None) -> Client | None:
             client = Client(mode, timeout="10s")
         except OSError as exc:
             raise ConfigError(f"cannot reach the Dask scheduler at {mode}: {exc}") from None
-        client.run(warm_up)
-        return client
+        return _prepared(client)
     if mode == "cuda":
         found, reason = gpu_status()
         if found:
@@ -61,9 +61,39 @@ def start_client(settings: Settings | None = None) -> Client | None:
             dashboard_address=settings.dashboard_address,
             silence_logs=logging.ERROR,
         )
-    client = Client(cluster)
-    client.run(warm_up)
+    return _prepared(Client(cluster))
+
+
+def _prepared(client: Client, *device: str) -> Client:
+    """``client`` with the scan's kernels compiled on every worker, whose logs keep quiet
+    about the user's errors."""
+    client.register_plugin(QuietUserErrors(), name="technic-quiet-user-errors")
+    client.run(warm_up, *device)
     return client
+
+
+class QuietUserErrors(WorkerPlugin):
+    """Drops a worker's "Compute Failed … Traceback" log of a task that raised a
+    :class:`TechnicError` (a missing or damaged store file): the client raises it again and
+    the CLI prints it as one line, so the worker's copy is only noise on stderr."""
+
+    def setup(self, worker: object) -> None:
+        logging.getLogger("distributed.worker").addFilter(_not_a_user_error)
+
+
+_RAISED = re.compile(r"^Exception: +\W?(\w+)\(", re.MULTILINE)  # "StoreError('…')"
+
+
+def _not_a_user_error(record: logging.LogRecord) -> bool:
+    if not str(record.msg).startswith("Compute Failed"):
+        return True
+    raised = _RAISED.search(record.getMessage())
+    return raised is None or raised.group(1) not in _names(TechnicError)
+
+
+def _names(cls: type) -> set[str]:
+    """The names of ``cls`` and its subclasses."""
+    return {cls.__name__}.union(*(_names(sub) for sub in cls.__subclasses__()))
 
 
 _said: set[str] = set()
@@ -134,9 +164,7 @@ def _cuda_client(settings: Settings) -> Client:
         silence_logs=logging.ERROR,
         **options,
     )
-    client = Client(cluster)
-    client.run(warm_up, "cuda")
-    return client
+    return _prepared(Client(cluster), "cuda")
 
 
 @contextlib.contextmanager

@@ -6,6 +6,9 @@ A row is dropped for the first of these reasons that applies, in this order:
 ``non_finite_price``    open, high, low or close is NaN or infinite
 ``non_positive_price``  a price is zero or negative
 ``high_below_low``      high < low
+``price_spike``         a bad print: open, high or low over 100× off the bar's close, or the close
+                        over 100× off both neighbouring closes (a split is one lasting step, not
+                        a spike that comes back, and is kept)
 ``bad_volume``          volume is NaN, infinite or negative
 
 Rows out of date order are sorted first (the store is sorted, so this costs only a check).
@@ -30,6 +33,7 @@ REASONS: tuple[str, ...] = (
     "non_finite_price",
     "non_positive_price",
     "high_below_low",
+    "price_spike",
     "bad_volume",
 )
 

@@ -18,6 +18,13 @@ PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 BAR_COLUMNS: tuple[str, ...] = (DATE, *PRICE_COLUMNS, "volume")
 DATE_DTYPE = np.dtype("datetime64[ns]")
 TICKER_DTYPE = pd.StringDtype("pyarrow")  # what Dask's string conversion produces
+PLAUSIBLE_YEARS = (1900, 2100)  # of an imported bar's date; others are typos or wrong units
+EPOCH_UNITS = {
+    "s": "epoch seconds",
+    "ms": "epoch milliseconds",
+    "us": "epoch microseconds",
+    "ns": "epoch nanoseconds",
+}
 BAR_DTYPES: dict[str, np.dtype] = {
     DATE: DATE_DTYPE,
     **{c: np.dtype("float64") for c in (*PRICE_COLUMNS, "volume")},
@@ -45,13 +52,7 @@ def conform_bars(frame: pd.DataFrame, *, source: str = "input") -> pd.DataFrame:
             f"expected {', '.join((TICKER, *BAR_COLUMNS))}"
         )
     out = pd.DataFrame({TICKER: df[TICKER].astype(TICKER_DTYPE).str.strip().str.upper()})
-    try:
-        dates = pd.to_datetime(df[DATE])
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{source}: column 'date' has unparsable values ({exc})") from None
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_localize(None)
-    out[DATE] = dates.astype(DATE_DTYPE)
+    out[DATE] = _dates(df[DATE], source)
     for col in (*PRICE_COLUMNS, "volume"):
         values = pd.to_numeric(df[col], errors="coerce")
         bad = values.isna() & df[col].notna()
@@ -64,6 +65,49 @@ def conform_bars(frame: pd.DataFrame, *, source: str = "input") -> pd.DataFrame:
     if out[DATE].isna().any():
         raise DataError(f"{source}: column 'date' has empty values")
     return out
+
+
+def _dates(values: pd.Series, source: str) -> pd.Series:
+    """``values`` as the contract's dates. Numbers (epoch seconds would import as 1970) and
+    years outside ``PLAUSIBLE_YEARS`` raise a :class:`DataError` that says how to fix the file."""
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    numbers = values.dropna() if numeric else values.iloc[:0]
+    if len(numbers):
+        example = numbers.iloc[0]
+        raise DataError(
+            f"{source}: column 'date' holds numbers like {example}{_number_hint(example)}; "
+            "write dates as YYYY-MM-DD"
+        )
+    try:
+        dates = pd.to_datetime(values)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{source}: column 'date' has unparsable values ({exc})") from None
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_localize(None)
+    first, last = PLAUSIBLE_YEARS
+    wrong = ~dates.dt.year.between(first, last) & dates.notna()
+    if wrong.any():
+        raise DataError(
+            f"{source}: column 'date' has {dates[wrong].iloc[0].date()}, outside the years "
+            f"{first}–{last}; correct or remove the {int(wrong.sum()):,} such row(s)"
+        )
+    return dates.astype(DATE_DTYPE)
+
+
+def _number_hint(number: float) -> str:
+    """What a number in a date column probably is: YYYYMMDD digits or an epoch count."""
+    first, last = PLAUSIBLE_YEARS
+    digits = pd.to_datetime(f"{number:.0f}", format="%Y%m%d", errors="coerce")
+    if pd.notna(digits) and first <= digits.year <= last:
+        return " (YYYYMMDD?)"
+    for unit, name in EPOCH_UNITS.items():
+        try:
+            stamp = pd.Timestamp(number, unit=unit)
+        except (ValueError, TypeError, OverflowError):
+            continue
+        if first <= stamp.year <= last:
+            return f" ({name}?)"
+    return ""
 
 
 def validate_bars(frame: pd.DataFrame) -> None:

@@ -13,7 +13,32 @@ from numba import njit
 from numba.extending import register_jitable
 
 KEEP = 0  # reason codes: 0 keeps the row; 1.. index pipeline.hygiene.REASONS plus one
-CODES = 6
+CODES = 7
+SPIKE_FACTOR = 100.0  # a price this many times off its reference is a bad print
+
+
+@register_jitable
+def far_off(price, reference):
+    """Whether ``price`` is over ``SPIKE_FACTOR`` times above or below a positive
+    ``reference`` (never for a missing or non-positive reference). Bitwise, not ``and``/``or``:
+    without branches the row loop runs about twice as fast."""
+    return (reference > 0) & (
+        (price > SPIKE_FACTOR * reference) | (reference > SPIKE_FACTOR * price)
+    )
+
+
+@register_jitable
+def spike(open_, high, low, close, i, lo, hi):
+    """Whether row ``i`` of the segment ``lo:hi`` is a bad print: its open, high or low far off
+    its own close, or its close far off the closes of both neighbours. A split moves the level
+    once and for good, so the first bar after it is off its previous neighbour only; the first
+    and last bar of a segment have one neighbour and are judged by their own prices."""
+    c = close[i]
+    own = far_off(open_[i], c) | far_off(high[i], c) | far_off(low[i], c)
+    inside = lo < i < hi - 1
+    before = close[i - 1] if inside else c
+    after = close[i + 1] if inside else c
+    return own | (far_off(c, before) & far_off(c, after))
 
 
 @register_jitable
@@ -41,8 +66,10 @@ def reasons_segment(dates, open_, high, low, close, volume, lo, hi, codes, count
             code = 3
         elif not h >= lw:
             code = 4
-        elif not (math.isfinite(v) and v >= 0):
+        elif spike(open_, high, low, close, i, lo, hi):
             code = 5
+        elif not (math.isfinite(v) and v >= 0):
+            code = 6
         else:
             code = KEEP
         codes[i] = code

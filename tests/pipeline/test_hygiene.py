@@ -71,8 +71,38 @@ EXPECTED_DROPS = {  # per ticker AAA, BBB, CCC, DDD
     "non_finite_price": [4, 0, 2, 0],
     "non_positive_price": [3, 0, 1, 0],
     "high_below_low": [1, 0, 1, 0],
+    "price_spike": [0, 0, 0, 0],
     "bad_volume": [3, 0, 1, 0],
 }
+
+SPIKE_ROWS = [
+    # SPK: bad prints, each off by orders of magnitude and back the next bar
+    bar("SPK", "2020-01-01", 10),
+    bar("SPK", "2020-01-02", 10.2),
+    bar("SPK", "2020-01-03", 10_200),  # close 1000x both neighbours
+    bar("SPK", "2020-01-06", 10.1),
+    bar("SPK", "2020-01-07", 10.3, open=1e300),  # open far off its own close
+    bar("SPK", "2020-01-08", 10.4),
+    bar("SPK", "2020-01-09", 0.01, high=0.011, low=0.009),  # close 1/1000 of both neighbours
+    bar("SPK", "2020-01-10", 10.5),
+    bar("SPK", "2020-01-13", 10.6, low=0.05),  # last bar: low far off its own close
+    # SPL: real splits, each a lasting step: 20:1, 10:1, then a 1-for-200 reverse split
+    bar("SPL", "2020-01-01", 400),
+    bar("SPL", "2020-01-02", 401),
+    bar("SPL", "2020-01-03", 20.1),
+    bar("SPL", "2020-01-06", 20),
+    bar("SPL", "2020-01-07", 2.0),
+    bar("SPL", "2020-01-08", 2.1),
+    bar("SPL", "2020-01-09", 420),
+    bar("SPL", "2020-01-10", 421),
+    # FST, LST: a 1-for-200 reverse split after the first bar and on the last bar
+    bar("FST", "2020-01-01", 2.0),
+    bar("FST", "2020-01-02", 400),
+    bar("FST", "2020-01-03", 401),
+    bar("LST", "2020-01-01", 2.0),
+    bar("LST", "2020-01-02", 2.1),
+    bar("LST", "2020-01-03", 420),
+]
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:
@@ -90,6 +120,7 @@ def test_reasons_are_in_documented_order():
         "non_finite_price",
         "non_positive_price",
         "high_below_low",
+        "price_spike",
         "bad_volume",
     )
 
@@ -152,6 +183,20 @@ def test_kept_rows_are_all_good(dirty):
     assert (np.isfinite(a["volume"]) & (a["volume"] >= 0)).all()
     for lo, hi in zip(dirty.bounds[:-1], dirty.bounds[1:], strict=True):
         assert (np.diff(a["date"][lo:hi]) > np.timedelta64(0)).all()
+
+
+def test_prints_orders_of_magnitude_off_are_price_spikes_but_splits_are_kept():
+    result = hygiene.clean(frame(SPIKE_ROWS))
+    assert list(result.tickers) == ["SPK", "SPL", "FST", "LST"]
+    assert result.dropped["price_spike"].tolist() == [4, 0, 0, 0]
+    assert sum(result.dropped.values()).tolist() == [4, 0, 0, 0]
+    lo, hi = result.bounds[0], result.bounds[1]
+    assert result.arrays["close"][lo:hi].tolist() == [10, 10.2, 10.1, 10.4, 10.5]
+    assert result.arrays["close"][hi:].tolist() == [
+        *(400, 401, 20.1, 20, 2.0, 2.1, 420, 421),
+        *(2.0, 400, 401),
+        *(2.0, 2.1, 420),
+    ]
 
 
 def test_clean_input_keeps_everything_and_reuses_the_bounds():
@@ -228,8 +273,21 @@ def test_real_universe_counts_from_the_data_readme(real_clean):
         "non_finite_price": 0,
         "non_positive_price": 1,
         "high_below_low": 0,
+        "price_spike": 9,
         "bad_volume": 0,
     }
+
+
+@pytest.mark.slow
+def test_real_universe_price_spikes_are_the_bad_ticks_of_the_data_readme(real_clean):
+    spiked = real_clean.dropped["price_spike"]
+    by_ticker = dict(zip(real_clean.tickers[spiked > 0], spiked[spiked > 0].tolist(), strict=True))
+    # MTBCP prints 164,487 against about 20.5 twice; the others open or trade thousands of
+    # times above their close, or at under a hundredth of it
+    assert by_ticker == {
+        "BOFIL": 1, "GCBC": 1, "MTBCP": 2, "MYNDW": 1, "PHII": 1, "SMBK": 1, "SMED": 1, "TGEN": 1,
+    }  # fmt: skip
+    assert spiked.sum() / real_clean.rows_in.sum() < 1e-5
 
 
 @pytest.mark.slow
@@ -251,11 +309,9 @@ def test_real_universe_drops_only_hlg_2017_08_10(real_clean):
 @pytest.mark.slow
 def test_real_universe_keeps_every_ticker_and_all_other_rows(real_clean):
     assert real_clean.kept.tolist() == list(range(7_163))
-    assert real_clean.bounds.tolist()[-1] == 4_957_149
-    assert (
-        np.diff(real_clean.bounds).tolist()
-        == (real_clean.rows_in - real_clean.dropped["non_positive_price"]).tolist()
-    )
+    assert real_clean.bounds.tolist()[-1] == 4_957_140
+    dropped = real_clean.dropped["non_positive_price"] + real_clean.dropped["price_spike"]
+    assert np.diff(real_clean.bounds).tolist() == (real_clean.rows_in - dropped).tolist()
     # zero volume, weekend dates, gaps and jumps are not hygiene faults: they stay
     assert int((real_clean.arrays["volume"] == 0).sum()) == 15_428
     weekday = pd.DatetimeIndex(real_clean.arrays["date"]).day_of_week

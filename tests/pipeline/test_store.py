@@ -11,8 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import StoreError, UnknownTickerError
+from pipeline.frame import load_bars
 from pipeline.schema import BAR_COLUMNS, BAR_DTYPES, TICKER, TICKER_DTYPE, validate_bars
 from pipeline.store import MANIFEST, UNIVERSE_COLUMNS, BarStore, conform_universe
+from tests.conftest import random_walk
 
 
 def make_bars(spec: dict[str, tuple[str, int]], *, base: float = 10.0) -> pd.DataFrame:
@@ -352,3 +354,94 @@ def test_conform_universe_accepts_a_ticker_index() -> None:
 def test_conform_universe_without_tickers_raises() -> None:
     with pytest.raises(StoreError, match="ticker"):
         conform_universe(pd.DataFrame({"name": ["x"]}))
+
+
+@pytest.mark.parametrize(
+    ("manifest", "problem"),
+    [
+        ({}, "it has no 'files' list"),
+        ({"data_version": "g1", "files": [{"path": "bars/x.parquet", "rows": 1}]}, "'tickers'"),
+    ],
+    ids=["empty", "entry-without-tickers"],
+)
+def test_manifest_missing_what_readers_need_is_a_store_error(
+    store: BarStore, manifest: dict, problem: str
+) -> None:
+    (store.path / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(StoreError, match="corrupt store manifest") as info:
+        store.read()
+    assert str(store.path / MANIFEST) in str(info.value)
+    assert problem in str(info.value)
+
+
+def test_truncated_universe_is_a_store_error_naming_it(tmp_path: Path) -> None:
+    store = BarStore(tmp_path / "s")
+    store.write(make_bars(SPEC), universe_frame([("AAPL", "Tech", 3e12)]))
+    table = store.path / "universe.parquet"
+    table.write_bytes(table.read_bytes()[:300])
+    for read in (store.universe, store.reference):
+        with pytest.raises(StoreError, match="is damaged") as info:
+            read()
+        assert str(table) in str(info.value)
+
+
+def test_missing_bar_file_is_a_store_error_naming_it(store: BarStore) -> None:
+    gone = store.files[1].path
+    gone.unlink()
+    for read in (store.read, store.dates):
+        with pytest.raises(StoreError, match="is missing though manifest") as info:
+            read()
+        assert str(gone) in str(info.value)
+        assert "rebuild the store" in str(info.value)
+
+
+def damage_page(path: Path, column: str = "open", size: int = 4096, seed: int = 0) -> None:
+    """Overwrite ``size`` bytes in the middle of ``column``'s first column chunk with random
+    bytes, as a bad disk sector would: page data, which decodes to garbage unchecked."""
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    names = [meta.column(i).path_in_schema for i in range(meta.num_columns)]
+    chunk = meta.column(names.index(column))
+    at = chunk.data_page_offset + chunk.total_compressed_size // 2 - size // 2
+    data = bytearray(path.read_bytes())
+    data[at : at + size] = np.random.default_rng(seed).bytes(size)
+    path.write_bytes(bytes(data))
+
+
+def random_walk_bars(tickers: tuple[str, ...], days: int) -> pd.DataFrame:
+    """Long bars whose prices are random walks: incompressible, like real prices."""
+    dates = pd.bdate_range("1950-01-02", periods=days)
+    return pd.concat(
+        [
+            pd.DataFrame({"ticker": t, "date": dates, **random_walk(days, seed=i)})
+            for i, t in enumerate(tickers)
+        ],
+        ignore_index=True,
+    )
+
+
+@pytest.fixture
+def big_store(tmp_path: Path) -> BarStore:
+    """One file of 40,000 rows: each price column's first page holds 160 KB of values."""
+    store = BarStore(tmp_path / "big")
+    store.write(random_walk_bars(("AAA", "BBB"), 20_000))
+    return store
+
+
+@pytest.mark.parametrize("column", ["open", "close", "volume"])
+def test_random_bytes_in_a_page_fail_the_checksum(big_store: BarStore, column: str) -> None:
+    (file,) = big_store.files
+    damage_page(file.path, column)
+    with pytest.raises(StoreError, match="is damaged") as info:
+        big_store.read()
+    assert str(file.path) in str(info.value)
+    assert "checksum" in str(info.value)
+    with pytest.raises(StoreError, match="is damaged"):
+        load_bars(big_store.path).compute(scheduler="sync")
+
+
+def test_a_store_written_without_page_checksums_still_reads(big_store: BarStore) -> None:
+    before = big_store.read()
+    (file,) = big_store.files
+    pq.write_table(pq.read_table(file.path), file.path)  # as stores were written before
+    pd.testing.assert_frame_equal(big_store.read(), before)
+    pd.testing.assert_frame_equal(load_bars(big_store.path).compute(scheduler="sync"), before)

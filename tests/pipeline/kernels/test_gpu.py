@@ -99,15 +99,15 @@ def to_device_columns(bars):
 
 def check_device_hygiene() -> int:
     """Partitions cleaned in GPU memory (dirty rows of every kind, a ticker with no clean
-    row, dates out of order, a clean universe) equal the host's cleaning, and so do their
-    latest features; returns the partitions compared."""
+    row, dates out of order, price spikes beside splits, a clean universe) equal the host's
+    cleaning, and so do their latest features; returns the partitions compared."""
     import pandas as pd
 
     from pipeline import hygiene
     from pipeline.features import Benchmark, features_of, latest_features
     from pipeline.schema import TICKER, conform_bars
     from pipeline.sources.synthetic import generate_universe
-    from tests.pipeline.test_hygiene import DIRTY_ROWS
+    from tests.pipeline.test_hygiene import DIRTY_ROWS, SPIKE_ROWS
 
     dirty = conform_bars(pd.DataFrame(DIRTY_ROWS)).set_index(TICKER)
     universe = generate_universe(12, 280, seed=4).bars.set_index(TICKER)
@@ -116,6 +116,7 @@ def check_device_hygiene() -> int:
     partitions = {
         "dirty": dirty,
         "sorted dirty": dirty[dirty.index != "BBB"],
+        "spikes and splits": conform_bars(pd.DataFrame(SPIKE_ROWS)).set_index(TICKER),
         "universe": universe,
         "empty": universe.iloc[:0],
     }
@@ -180,7 +181,7 @@ def test_twins_match_the_cpu_in_the_cuda_simulator() -> None:
     kernels, tickers, partitions, rows, warm = done.stdout.strip().splitlines()
     assert set(kernels.split(",")) == {*REGISTRY, "extremes"}
     assert int(tickers) == 13  # 12 stocks and SPY, every feature column equal
-    assert int(partitions) == 4 and int(rows) > 12 and warm == "warm"
+    assert int(partitions) == 5 and int(rows) > 12 and warm == "warm"
 
 
 def test_twins_match_the_cpu_on_the_gpu() -> None:
@@ -191,7 +192,7 @@ def test_twins_match_the_cpu_on_the_gpu() -> None:
     for seed in (3, 11, 29):
         assert set(check_twins(seed)) == {*REGISTRY, "extremes"}
     assert check_features() == 13
-    assert check_device_hygiene() == 4
+    assert check_device_hygiene() == 5
 
 
 def test_every_cpu_driver_has_a_twin() -> None:
