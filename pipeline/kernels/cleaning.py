@@ -12,6 +12,8 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
+from pipeline.kernels.rounding import mul
+
 KEEP = 0  # reason codes: 0 keeps the row; 1.. index pipeline.hygiene.REASONS plus one
 CODES = 7
 SPIKE_FACTOR = 100.0  # a price this many times off its reference is a bad print
@@ -23,7 +25,7 @@ def far_off(price, reference):
     ``reference`` (never for a missing or non-positive reference). Bitwise, not ``and``/``or``:
     without branches the row loop runs about twice as fast."""
     return (reference > 0) & (
-        (price > SPIKE_FACTOR * reference) | (reference > SPIKE_FACTOR * price)
+        (price > mul(SPIKE_FACTOR, reference)) | (reference > mul(SPIKE_FACTOR, price))
     )
 
 

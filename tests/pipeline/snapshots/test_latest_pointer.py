@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import uuid
 
 import pandas as pd
@@ -72,7 +73,12 @@ def test_as_of_is_the_last_session_on_or_before_the_date(
 
 
 def test_a_date_after_the_data_says_so(demo_store, scan_settings, caplog) -> None:
-    prepare(demo_store, as_of="2099-01-01", settings=scan_settings)
+    scan_log = logging.getLogger("pipeline.scan")
+    scan_log.addHandler(caplog.handler)  # the CLI's tests may have stopped "pipeline" propagating
+    try:
+        prepare(demo_store, as_of="2099-01-01", settings=scan_settings)
+    finally:
+        scan_log.removeHandler(caplog.handler)
     assert "after the store's last session: scanning 2026-11-20" in caplog.text
 
 
