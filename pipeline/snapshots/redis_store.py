@@ -230,17 +230,10 @@ def listing(conn: redis.Redis, keys: Keys, days: int) -> list[dict[str, Any]]:
 def previous(conn: redis.Redis, keys: Keys, snapshot_id: str, as_of: str) -> str | None:
     """The snapshot before ``snapshot_id`` (of date ``as_of``): among the others of a date on
     or before it, the newest date, and of that date the last published; None if none."""
-    ids = [i.decode() for i in conn.zrevrange(keys.history, 0, -1)]
-    metas = conn.mget([keys.of(i)["meta"] for i in ids]) if ids else []
-    earlier = [
-        (meta["as_of"], sid)
-        for sid, raw in zip(ids, metas, strict=True)
-        if raw and sid != snapshot_id and (meta := orjson.loads(raw))["as_of"] <= as_of
-    ]
-    if not earlier:
-        return None
-    newest = max(day for day, _ in earlier)
-    return next(sid for day, sid in earlier if day == newest)
+    earlier = (
+        sid for sid, day in by_date_newest_first(conn, keys) if sid != snapshot_id and day <= as_of
+    )
+    return next(earlier, None)
 
 
 def members(conn: redis.Redis, keys: Keys, snapshot_id: str) -> pd.DataFrame | None:
