@@ -63,10 +63,10 @@ def demo_data(
     force: Annotated[bool, typer.Option(help="Replace an existing store.")] = False,
 ) -> None:
     """Write the deterministic synthetic demo universe into a bar store."""
-    from pipeline.store import MANIFEST
+    from pipeline.store import BarStore
 
     path = _store(store)
-    if (path / MANIFEST).exists() and not force:
+    if BarStore(path).exists() and not force:
         raise StoreError(f"a bar store already exists at {path}; pass --force to replace it")
     _write_demo(path, tickers, days, seed, end)
 
@@ -707,14 +707,14 @@ def universe_import(
 ) -> None:
     """Merge a reference list into the store's universe table (its values win)."""
     from pipeline.sources.files import read_table
-    from pipeline.store import MANIFEST, BarStore
+    from pipeline.store import BarStore
 
     path = _store(store)
     frame = read_table(file)
     bar_store = BarStore(path)
     table = bar_store.write_universe(frame)
     listed = set(table["ticker"])
-    if (path / MANIFEST).is_file():
+    if bar_store.exists():
         ours = bar_store.universe()
         where = (
             f"{len(listed & set(ours.index)):,} of the store's {len(ours):,} tickers are listed, "

@@ -23,20 +23,21 @@ import pyarrow.compute as pc
 
 from pipeline.cache import OUTCOME, BarCache
 from pipeline.schema import empty_bars
-from pipeline.store import BarStore, read_file
+from pipeline.store import BarStore, Generation, read_file
 
 log = logging.getLogger(__name__)
 
 
 def load_bars(
-    path: str | os.PathLike[str],
+    store: str | os.PathLike[str] | Generation,
     tickers: list[str] | None = None,
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
     cache: BarCache | None = None,
     backend: Literal["pandas", "cudf"] = "pandas",
 ) -> dd.DataFrame:
-    """Bars of the store at ``path`` as a Dask DataFrame (index ``ticker``, known divisions).
+    """Bars of ``store`` (a path, or one :class:`Generation` of a store) as a Dask DataFrame
+    (index ``ticker``, known divisions).
 
     ``tickers`` selects tickers (an unknown one raises :class:`UnknownTickerError`); ``start``
     and ``end`` bound the dates, inclusive, and are applied while reading, so bars after
@@ -48,35 +49,31 @@ def load_bars(
     """
     if backend == "cudf":
         cache = None
-    store = BarStore.open(path)
-    manifest = store.manifest if cache is not None and cache.enabled else None
-    selected = store.select(tickers)
+    generation = store if isinstance(store, Generation) else BarStore.open(store).current()
+    cached = cache is not None and cache.enabled
+    selected = generation.select(tickers)
     lo = None if start is None else pd.Timestamp(start)
     hi = None if end is None else pd.Timestamp(end)
     keys: list[str | None] = [None] * len(selected)
-    if manifest is not None:
-        version = manifest["data_version"]
-        if store.data_version == version:  # the selection came from this very manifest
-            identity = f"{store.path.resolve()}@{manifest.get('written_at', '')}"
-            keys = [
-                cache.key(
-                    version,
-                    f.path.name,
-                    hit if tickers is not None else None,
-                    lo,
-                    hi,
-                    store=identity,
-                )
-                for f, hit in selected
-            ]
-        else:
-            log.debug("bar store %s changed while listing it: bar cache skipped", store.path)
+    if cached:
+        identity = f"{generation.path.resolve()}@{generation.manifest.get('written_at', '')}"
+        keys = [
+            cache.key(
+                generation.data_version,
+                f.path.name,
+                hit if tickers is not None else None,
+                lo,
+                hi,
+                store=identity,
+            )
+            for f, hit in selected
+        ]
     specs = [
         (f.path, hit if tickers is not None else None, lo, hi, key)
         for (f, hit), key in zip(selected, keys, strict=True)
     ]
     divisions = [hit[0] for _, hit in selected] + [selected[-1][1][-1]]
-    extra = {"cache": cache} if manifest is not None else {}
+    extra = {"cache": cache} if cached else {}
     if backend == "cudf":
         from pipeline import cudf_frame
 

@@ -14,10 +14,10 @@ import pandas as pd
 
 from pipeline import hygiene
 from pipeline.schema import DATE
-from pipeline.store import BarStore
+from pipeline.store import Generation
 
 
-def trusted_bars(store: BarStore, ticker: str, end: pd.Timestamp | str | None) -> pd.DataFrame:
+def trusted_bars(store: Generation, ticker: str, end: pd.Timestamp | str | None) -> pd.DataFrame:
     """``ticker``'s clean bars up to ``end`` (every bar when None), oldest first.
 
     Raises :class:`~pipeline.errors.UnknownTickerError` for a ticker the store lacks and

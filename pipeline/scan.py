@@ -44,7 +44,7 @@ from pipeline.config import Settings, TradeStyle, get_settings
 from pipeline.errors import ConfigError, StoreError
 from pipeline.frame import load_bars
 from pipeline.schema import DATE
-from pipeline.store import BarStore
+from pipeline.store import BarStore, Generation
 from pipeline.vocabulary import TRADE_STYLES, match_sectors
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class ScanRequest:
     """Validated scan options: :func:`prepare` builds one, :func:`execute` runs it."""
 
     store: Path
+    generation: Generation = field(repr=False, compare=False)
     tickers: list[str] | None
     sectors: set[str] | None
     min_price: float | None
@@ -126,19 +127,20 @@ def prepare(
     for name, value in (("min price", min_price), ("min dollar volume", min_dollar_volume)):
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
-    bar_store = BarStore.open(path)
+    generation = BarStore.open(path).current()
     if tickers is not None:
         if not tickers:
             raise ConfigError("the ticker list is empty; leave it out to scan every ticker")
         tickers = [t.strip().upper() for t in tickers]
-        bar_store.select(tickers)  # raises UnknownTickerError
+        generation.select(tickers)  # raises UnknownTickerError
     return ScanRequest(
         store=path,
+        generation=generation,
         tickers=tickers,
-        sectors=_sectors(sectors, bar_store),
+        sectors=_sectors(sectors, generation),
         min_price=min_price,
         min_dollar_volume=min_dollar_volume,
-        as_of=_session(bar_store, _parse_date(as_of)),
+        as_of=_session(generation, _parse_date(as_of)),
         account_size=float(account),
         risk_pct=float(risk),
         trade_style=style,
@@ -239,10 +241,9 @@ def execute(
 
 @dataclass(frozen=True)
 class _Inputs:
-    """What the read stage found: the store, its universe, the benchmark, the partitions."""
+    """What the read stage found: the store's generation, the benchmark, the partitions."""
 
-    store: BarStore
-    universe: pd.DataFrame
+    store: Generation
     cache: BarCache | None
     benchmark: features.Benchmark | None
     device: str
@@ -252,11 +253,11 @@ class _Inputs:
 def _read(
     request: ScanRequest, settings: Settings, client: Client | None, report: Progress
 ) -> _Inputs:
-    bar_store = BarStore.open(request.store)
+    generation = request.generation
     bar_cache = _bar_cache(settings)
     device = scan_device(settings)
     frame = load_bars(
-        request.store,
+        generation,
         tickers=request.tickers,
         end=request.as_of,
         cache=bar_cache,
@@ -268,10 +269,9 @@ def _read(
     else:  # local schedulers: reading is fused into the next stage (see module docstring)
         bars = frame
     return _Inputs(
-        store=bar_store,
-        universe=bar_store.universe(),
+        store=generation,
         cache=bar_cache,
-        benchmark=_benchmark(bar_store, settings.benchmark, request.as_of, bar_cache),
+        benchmark=_benchmark(generation, settings.benchmark, request.as_of, bar_cache),
         device=device,
         bars=bars,
     )
@@ -344,7 +344,7 @@ def _cross_section(
             len(stocks),
             f"{scan_date:%Y-%m-%d}",
         )
-    scored = latest[statuses == "ok"].join(inputs.universe, how="left")
+    scored = latest[statuses == "ok"].join(inputs.store.universe, how="left")
     scored = scored.rename(columns={"sector": "Sector", "industry": "Industry"})
     scored[["Sector", "Industry"]] = scored[["Sector", "Industry"]].fillna("Unknown")
     alpha = win_prob = None
@@ -411,7 +411,7 @@ def _log_scan(
     )
 
 
-def _alpha_model(settings: Settings, store: BarStore) -> tuple[Any, str]:
+def _alpha_model(settings: Settings, store: Generation) -> tuple[Any, str]:
     """The model to blend, or None and why AlphaScore will be null: the one named by
     TECHNIC_ALPHA_MODEL, else the newest compatible one trained on this store's universe."""
     null = "AlphaScore and win_prob_10d are null"
@@ -438,14 +438,13 @@ def _parse_date(value: str | pd.Timestamp | None) -> pd.Timestamp | None:
     return stamp.normalize()
 
 
-def _session(store: BarStore, requested: pd.Timestamp | None) -> pd.Timestamp | None:
+def _session(store: Generation, requested: pd.Timestamp | None) -> pd.Timestamp | None:
     """The scan date for an as-of date: the store's last session with bars on or before it.
     A date past the store's last session scans that session (and says so), so a snapshot is
     never dated after its data; a date before the first bar is refused."""
     if requested is None or not store.files:
         return requested
-    first = min(pd.Timestamp(f.start) for f in store.files)
-    last = max(pd.Timestamp(f.end) for f in store.files)
+    first, last = store.first_date, store.last_date
     if requested < first:
         raise ConfigError(
             f"as-of {requested:%Y-%m-%d} is before the store's first bar ({first:%Y-%m-%d}); "
@@ -480,10 +479,10 @@ def _default_client() -> Client | None:
         return None
 
 
-def _sectors(requested: list[str] | None, store: BarStore) -> set[str] | None:
+def _sectors(requested: list[str] | None, store: Generation) -> set[str] | None:
     """The store's own sector names that ``requested`` selects (see
     :func:`pipeline.vocabulary.match_sectors`); None when nothing is requested."""
-    universe = {str(s) for s in store.universe()["sector"].dropna().unique()}
+    universe = {str(s) for s in store.universe["sector"].dropna().unique()}
     found = match_sectors(requested, universe)
     return None if found is None else set(found.selected)
 
@@ -496,14 +495,14 @@ def _bar_cache(settings: Settings) -> BarCache | None:
 
 
 def _benchmark(
-    store: BarStore, ticker: str, cutoff: pd.Timestamp | None, cache: BarCache | None
+    store: Generation, ticker: str, cutoff: pd.Timestamp | None, cache: BarCache | None
 ) -> features.Benchmark | None:
-    if ticker not in set(store.tickers):
+    if ticker not in store.tickers:
         log.warning(
             "benchmark %s is not in the store: relative strength and regime are null", ticker
         )
         return None
-    bars = load_bars(store.path, tickers=[ticker], end=cutoff, cache=cache)
+    bars = load_bars(store, tickers=[ticker], end=cutoff, cache=cache)
     bars = bars.compute(scheduler="sync")
     bars = bars[bars["close"] > 0].sort_values(DATE)
     return features.Benchmark(dates=bars[DATE].to_numpy(), close=bars["close"].to_numpy())

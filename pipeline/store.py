@@ -35,6 +35,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -109,40 +110,18 @@ class WriteSummary:
         }
 
 
-class BarStore:
-    """A bar store directory. Open an existing one with :meth:`open`; create with :meth:`write`."""
+@dataclass(frozen=True)
+class Generation:
+    """One generation of a store, parsed once: its manifest, files and tickers, and (read on
+    first use, then kept) its reference table. A scan takes one and every stage reads through
+    it, so a scan that starts on a generation finishes on it while a writer moves on."""
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path).expanduser()
+    path: Path
+    manifest: dict[str, Any] = field(repr=False, compare=False)
 
-    # -- reading ---------------------------------------------------------------------------
-
-    @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> BarStore:
-        """Open an existing store; raise :class:`StoreError` with the fix if there is none."""
-        store = cls(path)
-        if not (store.path / MANIFEST).is_file():
-            hint = "it is not a bar store" if store.path.exists() else "it does not exist"
-            raise StoreError(
-                f"no bar store at {store.path} ({hint}); create one with "
-                f"'technic demo-data --store {store.path}' or 'technic import FILE --store "
-                f"{store.path}'"
-            )
-        return store
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        try:
-            manifest = json.loads((self.path / MANIFEST).read_text())
-        except FileNotFoundError:
-            raise StoreError(f"no bar store at {self.path}") from None
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"corrupt store manifest {self.path / MANIFEST}: {exc}") from None
-        return _checked_manifest(manifest, self.path / MANIFEST)
-
-    @property
-    def files(self) -> list[StoreFile]:
-        return [
+    @cached_property
+    def files(self) -> tuple[StoreFile, ...]:
+        return tuple(
             StoreFile(
                 path=self.path / f["path"],
                 tickers=tuple(f["tickers"]),
@@ -151,11 +130,11 @@ class BarStore:
                 end=f["end"],
             )
             for f in self.manifest["files"]
-        ]
+        )
 
-    @property
-    def tickers(self) -> list[str]:
-        return [t for f in self.files for t in f.tickers]
+    @cached_property
+    def tickers(self) -> tuple[str, ...]:
+        return tuple(t for f in self.files for t in f.tickers)
 
     @property
     def data_version(self) -> str:
@@ -163,11 +142,23 @@ class BarStore:
         return self.manifest["data_version"]
 
     @property
+    def number(self) -> int:
+        return int(self.manifest.get("generation", 0))
+
+    @property
     def store_id(self) -> str | None:
         """The store's identity: made when the store is created (or replaced) and kept by
         every write that adds to it, so a model can say which universe it was trained on.
         None for a store written before identities existed (until its next write)."""
         return self.manifest.get("store_id")
+
+    @property
+    def first_date(self) -> pd.Timestamp | None:
+        return min((pd.Timestamp(f.start) for f in self.files), default=None)
+
+    @property
+    def last_date(self) -> pd.Timestamp | None:
+        return max((pd.Timestamp(f.end) for f in self.files), default=None)
 
     def select(self, tickers: list[str] | None = None) -> list[tuple[StoreFile, tuple[str, ...]]]:
         """Files holding ``tickers`` (all when None), each with its selected tickers.
@@ -192,17 +183,7 @@ class BarStore:
             raise UnknownTickerError(missing)
         return out
 
-    def universe(self) -> pd.DataFrame:
-        """The reference table, one row per ticker of the store (unknown fields are NaN)."""
-        path = self.path / UNIVERSE
-        known = (
-            _read_universe(path) if path.is_file() else pd.DataFrame(columns=list(UNIVERSE_COLUMNS))
-        )
-        known = known[[c for c in UNIVERSE_COLUMNS if c in known]]  # the scan's columns only
-        frame = pd.DataFrame({TICKER: pd.array(self.tickers, dtype=TICKER_DTYPE)})
-        frame = frame.merge(known, on=TICKER, how="left")
-        return frame.set_index(TICKER)
-
+    @cached_property
     def reference(self) -> pd.DataFrame:
         """The whole reference table as stored (every ticker it lists, ticker index)."""
         path = self.path / UNIVERSE
@@ -210,15 +191,22 @@ class BarStore:
             return conform_universe(pd.DataFrame(columns=list(UNIVERSE_COLUMNS))).set_index(TICKER)
         return _read_universe(path).set_index(TICKER)
 
+    @cached_property
+    def universe(self) -> pd.DataFrame:
+        """The reference table's scan columns, one row per ticker of the generation (unknown
+        fields are NaN)."""
+        known = self.reference[[c for c in UNIVERSE_COLUMNS[1:] if c in self.reference]]
+        index = pd.Index(pd.array(self.tickers, dtype=TICKER_DTYPE), name=TICKER)
+        frame = pd.DataFrame(index=index)
+        return frame.join(known, how="left")
+
     def read(self, tickers: list[str] | None = None) -> pd.DataFrame:
         """All bars (or those of ``tickers``) as one pandas frame in the contract (ticker index)."""
         parts = [read_file(f.path, hit if tickers else None) for f, hit in self.select(tickers)]
         return pd.concat(parts) if parts else pd.DataFrame()
 
     def dates(self) -> pd.DatetimeIndex:
-        """The distinct bar dates in the store, sorted (empty when there is no store)."""
-        if not (self.path / MANIFEST).is_file():
-            return pd.DatetimeIndex([], dtype=DATE_DTYPE)
+        """The distinct bar dates of the generation, sorted."""
         found = [
             pc.unique(_read_parquet(f.path, columns=[DATE]).column(DATE).combine_chunks())
             for f in self.files
@@ -229,13 +217,92 @@ class BarStore:
         return pd.DatetimeIndex(values.astype(DATE_DTYPE))
 
     def table(self, name: str) -> pd.DataFrame | None:
-        """The side table ``name`` of the current generation, or None."""
-        if not (self.path / MANIFEST).is_file():
-            return None
+        """The side table ``name`` of this generation, or None."""
         rel = self.manifest.get("tables", {}).get(name)
-        if rel is None:
-            return None
-        return _read_parquet(self.path / rel).to_pandas()
+        return None if rel is None else _read_parquet(self.path / rel).to_pandas()
+
+
+class BarStore:
+    """A bar store directory. Open an existing one with :meth:`open`; create with :meth:`write`.
+
+    Reads go through :meth:`current`, the generation committed now; the shortcuts below
+    (``files``, ``tickers``, ``read``…) each look it up again, so code that reads several
+    things from one generation takes one :class:`Generation` and keeps it."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path).expanduser()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> BarStore:
+        """Open an existing store; raise :class:`StoreError` with the fix if there is none."""
+        store = cls(path)
+        if not store.exists():
+            hint = "it is not a bar store" if store.path.exists() else "it does not exist"
+            raise StoreError(
+                f"no bar store at {store.path} ({hint}); create one with "
+                f"'technic demo-data --store {store.path}' or 'technic import FILE --store "
+                f"{store.path}'"
+            )
+        return store
+
+    def exists(self) -> bool:
+        """Whether a generation has been committed here."""
+        return (self.path / MANIFEST).is_file()
+
+    def current(self) -> Generation:
+        """The generation committed now, its manifest parsed once."""
+        try:
+            manifest = json.loads((self.path / MANIFEST).read_text())
+        except FileNotFoundError:
+            raise StoreError(f"no bar store at {self.path}") from None
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"corrupt store manifest {self.path / MANIFEST}: {exc}") from None
+        return Generation(self.path, _checked_manifest(manifest, self.path / MANIFEST))
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.current().manifest
+
+    @property
+    def files(self) -> list[StoreFile]:
+        return list(self.current().files)
+
+    @property
+    def tickers(self) -> list[str]:
+        return list(self.current().tickers)
+
+    @property
+    def data_version(self) -> str:
+        return self.current().data_version
+
+    @property
+    def store_id(self) -> str | None:
+        return self.current().store_id
+
+    def select(self, tickers: list[str] | None = None) -> list[tuple[StoreFile, tuple[str, ...]]]:
+        return self.current().select(tickers)
+
+    def universe(self) -> pd.DataFrame:
+        return self.current().universe
+
+    def reference(self) -> pd.DataFrame:
+        if not self.exists():
+            return conform_universe(pd.DataFrame(columns=list(UNIVERSE_COLUMNS))).set_index(TICKER)
+        return self.current().reference
+
+    def read(self, tickers: list[str] | None = None) -> pd.DataFrame:
+        return self.current().read(tickers)
+
+    def dates(self) -> pd.DatetimeIndex:
+        """The distinct bar dates in the store, sorted (empty when there is no store)."""
+        if not self.exists():
+            return pd.DatetimeIndex([], dtype=DATE_DTYPE)
+        return self.current().dates()
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        return self.current().table(name) if self.exists() else None
 
     def write_universe(
         self, universe: pd.DataFrame, *, fill_only: tuple[str, ...] = ()

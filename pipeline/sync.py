@@ -39,7 +39,7 @@ from pipeline.config import Settings
 from pipeline.errors import ConfigError, ProviderAuthError, ProviderError, StoreError
 from pipeline.schema import TICKER
 from pipeline.sources.polygon import PolygonClient
-from pipeline.store import MANIFEST, BarStore
+from pipeline.store import BarStore
 from pipeline.trading_calendar import last_finished_session, sessions
 
 log = logging.getLogger(__name__)
@@ -208,14 +208,15 @@ async def run(
             store, since=since, until=until, years=years, settings=settings, now=now
         )
         days = sessions(first, last)
-        existed = (store.path / MANIFEST).is_file()
-        stored_dates = store.dates()
+        base = store.current() if store.exists() else None
+        existed = base is not None
+        stored_dates = base.dates() if base is not None else pd.DatetimeIndex([])
         present = {d.date() for d in stored_dates}
         missing = [d for d in days if d not in present]
         summary = SyncSummary(store.path, first, last, len(days), len(missing))
-        before = set(store.tickers) if existed else set()
-        reference_before = store.reference()
-        recorded = store.table(adjustments.NAME)
+        before = set(base.tickers) if base is not None else set()
+        reference_before = base.reference if base is not None else store.reference()
+        recorded = base.table(adjustments.NAME) if base is not None else None
         recorded = adjustments.empty() if recorded is None else adjustments.conform(recorded)
         applied_at = datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -266,10 +267,11 @@ async def run(
                     store, client, reference, reference_before, details, summary, report
                 )
 
-        if (store.path / MANIFEST).is_file():
-            manifest = store.manifest
-            summary.store_rows, summary.store_tickers = manifest["rows"], manifest["tickers"]
-            summary.tickers_added = sorted(set(store.tickers) - before)
+        if store.exists():
+            after = store.current()
+            summary.store_rows = after.manifest["rows"]
+            summary.store_tickers = after.manifest["tickers"]
+            summary.tickers_added = sorted(set(after.tickers) - before)
         summary.requests = client.stats.requests
         summary.requests_by_kind = dict(client.stats.by_kind)
         summary.cache_hits = client.stats.cache_hits
@@ -385,9 +387,9 @@ async def _update_universe(
     report: Progress,
 ) -> None:
     """Refresh the universe table: active flags from the reference list, details on demand."""
-    if not (store.path / MANIFEST).is_file():
+    if not store.exists():
         return
-    tickers = pd.Index(store.tickers)
+    tickers = pd.Index(store.current().tickers)
     if reference is not None:
         listed = reference.set_index(TICKER)
         active = tickers.isin(listed.index)
@@ -404,7 +406,8 @@ async def _update_universe(
 async def _details(
     store: BarStore, client: PolygonClient, summary: SyncSummary, report: Progress
 ) -> None:
-    universe = store.reference().reindex(store.tickers)
+    generation = store.current()
+    universe = generation.reference.reindex(list(generation.tickers))
     lacking = universe.index[universe["market_cap"].isna() | universe["sector"].isna()]
     if "active" in universe:
         lacking = lacking[universe.loc[lacking, "active"].fillna(True).to_numpy(dtype=bool)]

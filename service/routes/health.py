@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from pipeline.store import MANIFEST
+from pipeline.store import BarStore
 from service.deps import CacheDep, SettingsDep, store_path
 from service.errors import json_response
 from service.schemas import HealthBody
@@ -39,7 +39,7 @@ def _status(cache: CacheDep, settings: SettingsDep) -> tuple[dict[str, Any], Cur
         "status": status,
         "reason": cache.problem,
         "redis": cache.redis_ok,
-        "store": (store_path(settings, current) / MANIFEST).is_file(),
+        "store": BarStore(store_path(settings, current)).exists(),
         "snapshot": None,
     }
     if current is not None:

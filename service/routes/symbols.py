@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query, Response
 from pipeline.errors import StoreError
 from pipeline.price_history import chart_rows, trusted_bars
 from pipeline.snapshots.document import why_unscored
-from pipeline.store import BarStore
+from pipeline.store import BarStore, Generation
 from service.auth import OPTIONAL_KEY
 from service.deps import SettingsDep, SnapshotDep, store_path
 from service.errors import INVALID, SNAPSHOT_GONE, ApiError, documented
@@ -106,7 +106,7 @@ class _SymbolView:
 
     current: Current
     store_path: FsPath
-    store: BarStore | None
+    store: Generation | None
     problem: str | None  # why the store cannot be read
     tickers: frozenset[str]
     market_caps: dict[str, float]
@@ -121,9 +121,9 @@ class _SymbolView:
             for ticker in tickers
         }
         try:
-            store = BarStore.open(path)
+            store = BarStore.open(path).current()
             tickers = frozenset(store.tickers)
-            caps = store.universe()["market_cap"].dropna()
+            caps = store.universe["market_cap"].dropna()
         except StoreError as exc:
             log.warning("symbol history unavailable: %s", exc)
             return cls(current, path, None, str(exc), frozenset(), {}, unscored)
