@@ -52,10 +52,10 @@ def parser(description: str) -> argparse.ArgumentParser:
 def demo_store(args: argparse.Namespace) -> Path:
     """The demo store for ``--tickers``, ``--days`` and ``--seed``, built on first use."""
     from pipeline.sources.synthetic import generate_universe
-    from pipeline.store import MANIFEST, BarStore
+    from pipeline.store import BarStore
 
     path = args.store.expanduser() / f"{args.tickers}x{args.days}-s{args.seed}"
-    if not (path / MANIFEST).exists():
+    if not BarStore(path).exists():
         demo = generate_universe(args.tickers, args.days, seed=args.seed)
         BarStore(path).write(demo.bars, demo.universe, merge=False, sources=("bench",))
     return path

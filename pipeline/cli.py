@@ -41,13 +41,18 @@ err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() el
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 StoreOption = Annotated[
-    Path | None,
-    typer.Option("--store", help="Bar store directory [default: $TECHNIC_DATA_DIR/store]."),
+    str | None,
+    typer.Option(
+        "--store",
+        help="Bar store: a directory or s3://bucket/prefix [default: $TECHNIC_DATA_DIR/store].",
+    ),
 ]
 
 
-def _store(path: Path | None) -> Path:
-    return (path or get_settings().store_path).expanduser()
+def _store(url: str | None) -> str:
+    from pipeline.storage import Location
+
+    return Location.parse(url).url if url else get_settings().store_url
 
 
 DEMO_TICKERS, DEMO_DAYS, DEMO_SEED, DEMO_END = 6000, 504, 7, "2026-11-20"

@@ -56,8 +56,11 @@ class Settings(BaseSettings):
         Path("~/.technic"),
         description="Root for the bar store and locally written snapshots (TECHNIC_DATA_DIR).",
     )
-    store: Path | None = Field(
-        None, description="Bar store directory; default <data_dir>/store (TECHNIC_STORE)."
+    store: str | None = Field(
+        None,
+        description="Bar store: a directory, or s3://bucket/prefix on S3 or an S3-compatible "
+        "service (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL); "
+        "default <data_dir>/store (TECHNIC_STORE).",
     )
     cluster: str = Field(
         "local",
@@ -296,9 +299,11 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def store_path(self) -> Path:
-        """The bar store directory."""
-        return (self.store or self.data_dir / "store").expanduser()
+    def store_url(self) -> str:
+        """The bar store: an absolute local path or an ``s3://`` URL."""
+        from pipeline.storage import Location
+
+        return Location.parse(self.store or self.data_dir / "store").url
 
     @property
     def snapshot_dir(self) -> Path:

@@ -11,6 +11,7 @@ cuDF partitions are always read from the Parquet files.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import pandas as pd
 
 from pipeline.errors import StoreError
 from pipeline.schema import DATE, PRICE_COLUMNS, TICKER, TICKER_DTYPE, empty_bars
-from pipeline.store import parquet_filters
+from pipeline.store import parquet_filters, read_bytes
 
 
 def available() -> bool:
@@ -48,11 +49,12 @@ def read_partition(spec: tuple) -> Any:
     """One store file (filtered like :func:`pipeline.store.read_file`) as a cuDF frame."""
     import cudf
 
-    path, tickers, start, end, _key = spec
+    file, tickers, start, end, _key = spec
+    source = file.url if file.location.local else io.BytesIO(read_bytes(file))
     try:
-        frame = cudf.read_parquet(path, filters=parquet_filters(tickers, start, end))
+        frame = cudf.read_parquet(source, filters=parquet_filters(tickers, start, end))
     except (OSError, RuntimeError, ValueError) as exc:
-        raise StoreError(f"cannot read store file {path} with cuDF: {exc}") from None
+        raise StoreError(f"cannot read store file {file.url} with cuDF: {exc}") from None
     return frame.set_index(TICKER)
 
 

@@ -4,9 +4,9 @@ Each store file becomes one partition. Files hold whole tickers in sorted order,
 ticker of each file gives the divisions without reading any data, and per-ticker work needs no
 shuffle, ``set_index`` or ``groupby().apply``.
 
-With a :class:`~pipeline.cache.BarCache`, each partition is first looked up in Redis and read
-from Parquet (then cached) only on a miss. Every partition says how it was read in
-``frame.attrs["bar_cache"]``: ``"hit"``, ``"miss"`` or ``"off"`` (see
+With a :class:`~pipeline.cache.BarCache`, each partition's file is first looked up in Redis
+(its Parquet bytes) and read from the store (then cached) only on a miss. Every partition says
+how it was read in ``frame.attrs["bar_cache"]``: ``"hit"``, ``"miss"`` or ``"off"`` (see
 :func:`pipeline.cache.count_outcomes`).
 """
 
@@ -22,8 +22,9 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from pipeline.cache import OUTCOME, BarCache
+from pipeline.errors import StoreError
 from pipeline.schema import empty_bars
-from pipeline.store import BarStore, Generation, read_file
+from pipeline.store import BarStore, Generation, read_bytes, read_file
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +57,10 @@ def load_bars(
     hi = None if end is None else pd.Timestamp(end)
     keys: list[str | None] = [None] * len(selected)
     if cached:
-        identity = f"{generation.path.resolve()}@{generation.manifest.get('written_at', '')}"
-        keys = [
-            cache.key(
-                generation.data_version,
-                f.path.name,
-                hit if tickers is not None else None,
-                lo,
-                hi,
-                store=identity,
-            )
-            for f, hit in selected
-        ]
+        identity = f"{generation.url}@{generation.manifest.get('written_at', '')}"
+        keys = [cache.key(generation.data_version, f.name, store=identity) for f, _ in selected]
     specs = [
-        (f.path, hit if tickers is not None else None, lo, hi, key)
+        (f, hit if tickers is not None else None, lo, hi, key)
         for (f, hit), key in zip(selected, keys, strict=True)
     ]
     divisions = [hit[0] for _, hit in selected] + [selected[-1][1][-1]]
@@ -92,17 +83,23 @@ def load_bars(
 
 
 def _read_partition(spec: tuple, cache: BarCache | None = None) -> pd.DataFrame:
-    path, tickers, start, end, key = spec
+    file, tickers, start, end, key = spec
     if cache is None or key is None:
-        frame = read_file(path, tickers, start, end)
+        frame = read_file(file, tickers, start, end)
         frame.attrs[OUTCOME] = "off"
         return frame
-    frame = cache.get(key)
-    if frame is not None:
-        frame.attrs[OUTCOME] = "hit"
-        return frame
-    frame = read_file(path, tickers, start, end)
-    cache.put(key, frame)
+    data = cache.get_bytes(key)
+    if data is not None:
+        try:
+            frame = read_file(file, tickers, start, end, data=data)
+        except StoreError as exc:  # a damaged or foreign value: read the store instead
+            cache.undecodable(key, exc)
+        else:
+            frame.attrs[OUTCOME] = "hit"
+            return frame
+    data = read_bytes(file)
+    frame = read_file(file, tickers, start, end, data=data)
+    cache.put_bytes(key, data)
     frame.attrs[OUTCOME] = "miss"
     return frame
 

@@ -44,6 +44,7 @@ from pipeline.config import Settings, TradeStyle, get_settings
 from pipeline.errors import ConfigError, StoreError
 from pipeline.frame import load_bars
 from pipeline.schema import DATE
+from pipeline.storage import Location
 from pipeline.store import BarStore, Generation
 from pipeline.vocabulary import TRADE_STYLES, match_sectors
 
@@ -79,7 +80,7 @@ class ScanResult:
 class ScanRequest:
     """Validated scan options: :func:`prepare` builds one, :func:`execute` runs it."""
 
-    store: Path
+    store: str
     generation: Generation = field(repr=False, compare=False)
     tickers: list[str] | None
     sectors: set[str] | None
@@ -115,7 +116,7 @@ def prepare(
     """Check every option against the settings and the store; a bad one raises a one-line
     :class:`TechnicError` (unknown ticker or sector, bad date, missing store…)."""
     settings = settings or get_settings()
-    path = Path(store).expanduser() if store is not None else settings.store_path
+    path = Location.parse(store).url if store is not None else settings.store_url
     style = TRADE_STYLES.parse(trade_style) if trade_style else settings.trade_style
     account = account_size if account_size is not None else settings.account_size
     risk = risk_pct if risk_pct is not None else settings.risk_pct
@@ -421,7 +422,7 @@ def _alpha_model(settings: Settings, store: Generation) -> tuple[Any, str]:
 
     if settings.alpha_model:
         return artifact.named(settings.alpha_model, settings.models_path), ""
-    identity = artifact.StoreIdentity(store.store_id, store.path)
+    identity = artifact.StoreIdentity(store.store_id, store.url)
     model, reason = artifact.newest(settings.models_path, identity)
     return model, "" if model is not None else f"{reason}: {null}"
 

@@ -39,6 +39,7 @@ from pipeline.config import Settings
 from pipeline.errors import ConfigError, ProviderAuthError, ProviderError, StoreError
 from pipeline.schema import TICKER
 from pipeline.sources.polygon import PolygonClient
+from pipeline.storage import Location
 from pipeline.store import BarStore
 from pipeline.trading_calendar import last_finished_session, sessions
 
@@ -53,7 +54,7 @@ STAGES = ("fetch", "write", "details")
 class SyncSummary:
     """What one sync did; :meth:`lines` is what the CLI prints."""
 
-    store: Path
+    store: str
     since: date
     until: date
     sessions: int = 0
@@ -152,10 +153,16 @@ def resolve_range(
 
 
 @contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """One sync per store at a time (an OS lock: released even if the process is killed)."""
+def _lock(location: Location) -> Iterator[None]:
+    """One sync per local store at a time (an OS lock: released even if the process is
+    killed). A bucket has no such lock: there the commit protocol keeps concurrent writers
+    apart (see :mod:`pipeline.store`)."""
     import fcntl
 
+    if not location.local:
+        yield
+        return
+    path = Path(location.url)
     path.mkdir(parents=True, exist_ok=True)
     with open(path / LOCK, "w") as handle:
         try:
@@ -200,20 +207,20 @@ async def run(
     """
     started = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
-    store = BarStore(Path(path).expanduser())
+    store = BarStore(path)
     if client is None:
         client = PolygonClient.from_settings(settings, BarCache.from_settings(settings))
-    with _lock(store.path):
+    with _lock(store.location):
         first, last = resolve_range(
             store, since=since, until=until, years=years, settings=settings, now=now
         )
         days = sessions(first, last)
         base = store.current() if store.exists() else None
-        existed = base is not None
+        existed = base is not None and bool(base.files)
         stored_dates = base.dates() if base is not None else pd.DatetimeIndex([])
         present = {d.date() for d in stored_dates}
         missing = [d for d in days if d not in present]
-        summary = SyncSummary(store.path, first, last, len(days), len(missing))
+        summary = SyncSummary(store.url, first, last, len(days), len(missing))
         before = set(base.tickers) if base is not None else set()
         reference_before = base.reference if base is not None else store.reference()
         recorded = base.table(adjustments.NAME) if base is not None else None

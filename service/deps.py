@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from pipeline.config import Settings
+from pipeline.storage import Location
 from service.errors import no_snapshot, redis_unavailable
 from service.snapshot_cache import Current, SnapshotCache
 
@@ -28,14 +28,14 @@ async def _snapshot(request: Request) -> Current:
     return current
 
 
-def store_path(settings: Settings, current: Current | None) -> Path:
+def store_url(settings: Settings, current: Current | None) -> str:
     """The bar store the service reads: TECHNIC_STORE when it is set, else the store the
     latest snapshot was computed from (it names it), else the default under the data dir.
     So ``technic scan --store X --publish`` then ``technic serve`` serves X's history."""
     if settings.store is not None or current is None:
-        return settings.store_path
+        return settings.store_url
     named = (current.document.get("store") or {}).get("path")
-    return Path(named).expanduser() if named else settings.store_path
+    return Location.parse(named).url if named else settings.store_url
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -192,3 +192,67 @@ def redis_server():
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+# -- object storage: moto's S3 server on loopback (as s3fs's own tests use it) -----------------
+
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "technic-test", "AWS_SECRET_ACCESS_KEY": "not-a-secret"}
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-protocol server (moto in server mode) on a free loopback port, with this
+    process's AWS_* variables pointing at it for the session; yields the environment a child
+    process (a CLI, a Dask worker) needs to reach it."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    from pipeline import storage
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        **S3_CREDENTIALS,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    storage._s3fs.cache_clear()
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    storage._s3fs.cache_clear()
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, request) -> str:
+    """A new, empty bucket on the test server; its ``s3://`` URL."""
+    import uuid
+
+    import boto3
+
+    name = f"technic-{uuid.uuid4().hex[:12]}"
+    boto3.client(
+        "s3",
+        endpoint_url=s3_server["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    ).create_bucket(Bucket=name)
+    return f"s3://{name}"
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_url(request, tmp_path) -> str:
+    """Where a test's store lives, once on a local disk and once in a bucket."""
+    if request.param == "local":
+        return str(tmp_path / "store")
+    return request.getfixturevalue("s3_bucket") + "/store"

@@ -2,8 +2,10 @@
 
 Every command in the Blueprint names a real entry point (the ``technic`` console script and
 its subcommands and options, or an importable ASGI app), every variable is a setting (by its
-variable name or alias), secrets are never given a value, every TECHNIC_* setting is listed,
-and docs/configuration.md is the page ``python -m pipeline.config_docs`` generates.
+variable name or alias) or one of the object-storage variables :mod:`pipeline.storage` reads,
+secrets are never given a value, every TECHNIC_* setting is listed, the bar store is a bucket
+both services reach with their own credentials, and docs/configuration.md is the page
+``python -m pipeline.config_docs`` generates.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import typer
 import yaml
 from pydantic import SecretStr, ValidationError
 
-from pipeline import cli, config_docs
+from pipeline import cli, config_docs, storage
 from pipeline.config import Settings
+from pipeline.storage import Location
 from tests.conftest import REPO
 
 BLUEPRINT = REPO / "render.yaml"
@@ -30,6 +33,10 @@ CONFIGURATION = REPO / "docs" / "configuration.md"
 PLATFORM = {"PYTHON_VERSION"}  # variables Render itself reads, not Technic's
 LEGACY = {"TECHNIC_USE_RAY"}  # accepted from the old system only; not deployed
 NEEDED = {"REDIS_URL", "POLYGON_API_KEY"}  # unprefixed variables a deployment must set
+# the standard variables an s3:// store is opened with (read by botocore in each process)
+BUCKET_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+BUCKET_PLACE = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
+OBJECT_STORAGE = {*BUCKET_SECRETS, *BUCKET_PLACE}
 MARKET_CLOSE_UTC = 21  # 16:00 in New York is 21:00 UTC in winter (20:00 in summer)
 
 
@@ -172,6 +179,12 @@ def test_every_variable_is_a_setting_and_secrets_are_not_committed() -> None:
         key = entry["key"]
         if key in PLATFORM:
             continue
+        if key in OBJECT_STORAGE:
+            assert key in (storage.__doc__ or ""), f"{owner}: pipeline/storage.py reads no {key}"
+            assert entry.get("sync") is False and "value" not in entry, (
+                f"{owner}: {key} differs per deployment (and may be secret): 'sync: false'"
+            )
+            continue
         assert key.upper() in known, f"{owner}: {key} is not a setting (pipeline/config.py)"
         name = known[key.upper()]
         if config_docs.is_secret(name, fields[name]):
@@ -201,6 +214,79 @@ def test_every_technic_setting_is_listed_and_redis_comes_from_key_value() -> Non
             "name": kv,
             "property": "connectionString",
         }, f"{service['name']}: REDIS_URL must come from {kv}"
+
+
+def _group_values() -> dict[str, dict]:
+    """key → entry for every variable of the environment groups."""
+    return {
+        entry["key"]: entry
+        for group in blueprint().get("envVarGroups", [])
+        for entry in group["envVars"]
+        if "key" in entry
+    }
+
+
+def _group_of(key: str) -> str:
+    for group in blueprint().get("envVarGroups", []):
+        if any(entry.get("key") == key for entry in group["envVars"]):
+            return group["name"]
+    pytest.fail(f"{key} is in no environment group")
+
+
+def test_the_bar_store_is_a_bucket_both_services_read() -> None:
+    """TECHNIC_STORE is an s3:// URL in the shared group, so the cron writes the store and the
+    web service reads the same one; no service points it (or the cron's command) elsewhere."""
+    store = _group_values()["TECHNIC_STORE"]
+    value = store.get("value", "")
+    assert value.startswith("s3://"), f"TECHNIC_STORE must name a bucket, not {value!r}"
+    location = Location.parse(value)  # no credentials in the URL, a bucket named
+    assert not location.local and location.url == value.rstrip("/")
+    assert Settings(store=value).store_url == location.url
+    group = _group_of("TECHNIC_STORE")
+    for service in [*services("web"), *services("cron")]:
+        entries = service["envVars"]
+        assert {"fromGroup": group} in entries, f"{service['name']}: needs the {group} group"
+        overrides = {e.get("key") for e in entries} & {"TECHNIC_STORE", "TECHNIC_DATA_DIR"}
+        assert not overrides, f"{service['name']}: overrides {overrides}"
+    for service, line in commands():
+        for _, words in simple_commands(line):
+            assert "--store" not in words, f"{service}: {line!r} bypasses TECHNIC_STORE"
+
+
+def test_both_services_get_the_bucket_credentials_as_secrets() -> None:
+    """Each service opens the bucket itself: both get every AWS_* variable, prompted for
+    (``sync: false``) on the service, since Render ignores ``sync: false`` in a group."""
+    for service in [*services("web"), *services("cron")]:
+        entries = {e["key"]: e for e in service["envVars"] if "key" in e}
+        for key in (*BUCKET_SECRETS, *BUCKET_PLACE):
+            assert key in entries, f"{service['name']}: {key} is missing"
+            assert entries[key].get("sync") is False and "value" not in entries[key], (
+                f"{service['name']}: {key} must be 'sync: false'"
+            )
+    for key, entry in _group_values().items():
+        assert entry.get("sync") is not False, f"group: Render ignores 'sync: false' {key}"
+
+
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|API_KEY|ACCESS_KEY")
+SECRET_VALUES = {
+    "AWS access key id": re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    "long hex string (an R2 key, a generated API key)": re.compile(r"\b[0-9a-fA-F]{32,}\b"),
+    "credentials in a URL": re.compile(r"://[^/\s:@]+:[^/\s@]+@"),
+}
+
+
+def test_no_credential_value_is_committed() -> None:
+    for owner, entry in env_entries():
+        key = entry.get("key", "")
+        if SECRET_NAME.search(key):
+            assert entry.get("sync") is False and not {"value", "generateValue"} & set(entry), (
+                f"{owner}: {key} looks like a secret: 'sync: false', no value"
+            )
+    text = BLUEPRINT.read_text()
+    for what, pattern in SECRET_VALUES.items():
+        found = pattern.search(text)
+        line = text.count("\n", 0, found.start()) + 1 if found else 0
+        assert found is None, f"render.yaml line {line} holds a {what}"  # never echo it
 
 
 def test_configuration_page_is_generated_and_up_to_date() -> None:

@@ -163,7 +163,7 @@ class StoreIdentity:
     path (what older cards and stores without an identity are matched by)."""
 
     store_id: str | None
-    path: Path
+    path: str
 
     def trained(self, card: dict[str, Any]) -> bool:
         """Whether ``card`` says its model was trained on this store."""
@@ -171,11 +171,16 @@ class StoreIdentity:
         if self.store_id is not None and data.get("store_id") is not None:
             return data["store_id"] == self.store_id
         trained_on = data.get("store")
-        return trained_on is not None and _same_path(Path(trained_on), self.path)
+        return trained_on is not None and _same_store(trained_on, self.path)
 
 
-def _same_path(a: Path, b: Path) -> bool:
-    return a.expanduser().resolve() == b.expanduser().resolve()
+def _same_store(a: str, b: str) -> bool:
+    from pipeline.storage import Location
+
+    one, other = Location.parse(a), Location.parse(b)
+    if one.local and other.local:
+        return Path(one.url).resolve() == Path(other.url).resolve()
+    return one == other
 
 
 def newest(

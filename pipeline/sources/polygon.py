@@ -20,8 +20,8 @@ splits itself so a stored history has no seams (see :mod:`pipeline.adjustments`)
   is :class:`MalformedResponse`, which is retried like a 5xx and never reaches the store.
   Unknown extra fields and missing optional ones (vw, n, names, types) are fine.
 - **Cache.** With a :class:`~pipeline.cache.BarCache`, each parsed response is kept in Redis
-  for ``CACHE_TTL`` seconds under ``{prefix}:polygon:{source}:...`` (grouped days as the bar
-  cache's Arrow layout, reference lists as JSON), so a repeated backfill within the TTL makes
+  for ``CACHE_TTL`` seconds under ``{prefix}:polygon:{source}:...`` (grouped days as Parquet,
+  reference lists as JSON), so a repeated backfill within the TTL makes
   no provider call. Empty days are not cached (their data may still be on its way).
 """
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import hashlib
+import io
 import logging
 import random
 import re
@@ -45,6 +46,7 @@ import httpx
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 from aiolimiter import AsyncLimiter
 from tenacity import (
     AsyncRetrying,
@@ -70,7 +72,7 @@ GOOD_STATUS = {"OK", "DELAYED"}
 BAR_FIELDS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
 PAGE_LIMIT = 1000
 MAX_PAGES = 10_000
-_CACHE_FORMAT = "v1"  # bump when a cached JSON layout changes
+_CACHE_FORMAT = "v2"  # bump when a cached layout changes (v2: grouped days as Parquet)
 
 T = TypeVar("T")
 
@@ -382,10 +384,16 @@ class PolygonClient:
         """Every US stock's bar on ``day`` (ticker index); empty for a day without bars."""
         key = f"{self._cache_prefix}:grouped:{day:%Y-%m-%d}:{'adj' if adjusted else 'raw'}"
         if self.cache is not None:
-            cached = await asyncio.to_thread(self.cache.get, key)
+            cached = await asyncio.to_thread(self.cache.get_bytes, key)
             if cached is not None:
-                self.stats.cache_hits += 1
-                return cached
+                try:
+                    frame = pd.read_parquet(io.BytesIO(cached))
+                    frame.index = frame.index.astype(TICKER_DTYPE)
+                except (OSError, ValueError, pa.ArrowException):
+                    pass  # not a value of ours: fetched again and overwritten
+                else:
+                    self.stats.cache_hits += 1
+                    return frame
         frame = await self._request(
             f"/v2/aggs/grouped/locale/us/market/stocks/{day:%Y-%m-%d}",
             {"adjusted": str(adjusted).lower()},
@@ -394,7 +402,8 @@ class PolygonClient:
             kind="grouped",
         )
         if self.cache is not None and len(frame):
-            await asyncio.to_thread(self.cache.put, key, frame)
+            value = frame.to_parquet(compression="zstd")
+            await asyncio.to_thread(self.cache.put_bytes, key, value)
         return frame
 
     async def aggregates(

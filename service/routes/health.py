@@ -3,17 +3,20 @@ now?), with what is and is not available."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Response
 
+from pipeline.errors import TechnicError
 from pipeline.store import BarStore
-from service.deps import CacheDep, SettingsDep, store_path
+from service.deps import CacheDep, SettingsDep, store_url
 from service.errors import json_response
 from service.schemas import HealthBody
 from service.snapshot_cache import Current
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])
 
 
@@ -29,6 +32,16 @@ def snapshot_age(current: Current) -> float | None:
     return (datetime.now(UTC) - generated).total_seconds()
 
 
+def _store_reachable(url: str) -> bool:
+    """Whether the bar store is there and answers (a bucket that refuses is False, not an
+    error: the service still serves snapshots without it)."""
+    try:
+        return BarStore(url).exists()
+    except TechnicError as exc:
+        log.warning("health: bar store %s unavailable: %s", url, exc)
+        return False
+
+
 def _status(cache: CacheDep, settings: SettingsDep) -> tuple[dict[str, Any], Current | None]:
     current = cache.get()
     if current is not None:
@@ -39,7 +52,7 @@ def _status(cache: CacheDep, settings: SettingsDep) -> tuple[dict[str, Any], Cur
         "status": status,
         "reason": cache.problem,
         "redis": cache.redis_ok,
-        "store": BarStore(store_path(settings, current)).exists(),
+        "store": _store_reachable(store_url(settings, current)),
         "snapshot": None,
     }
     if current is not None:

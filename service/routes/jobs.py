@@ -23,7 +23,7 @@ from pipeline.jobs import TERMINAL, ScanJobs
 from pipeline.scan import prepare
 from pipeline.vocabulary import TRADE_STYLES
 from service.auth import OPTIONAL_KEY, ReadKey, WriteKey
-from service.deps import store_path
+from service.deps import store_url
 from service.errors import (
     INVALID,
     READ_KEY,
@@ -92,7 +92,7 @@ def start_scan(request: Request, body: ScanJobRequest | None = None) -> Response
     jobs = _jobs(request)
     body = body or ScanJobRequest()
     settings = request.app.state.settings
-    store = store_path(settings, request.app.state.snapshots.current)
+    store = store_url(settings, request.app.state.snapshots.current)
     try:
         scan = prepare(store, as_of=body.as_of, trade_style=body.trade_style, settings=settings)
     except StoreError as exc:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path as FsPath
 from typing import Annotated, Any
 
 import orjson
@@ -18,7 +17,7 @@ from pipeline.price_history import chart_rows, trusted_bars
 from pipeline.snapshots.document import why_unscored
 from pipeline.store import BarStore, Generation
 from service.auth import OPTIONAL_KEY
-from service.deps import SettingsDep, SnapshotDep, store_path
+from service.deps import SettingsDep, SnapshotDep, store_url
 from service.errors import INVALID, SNAPSHOT_GONE, ApiError, documented
 from service.schemas import SymbolDetail, SymbolRows, UniverseStats
 from service.snapshot_cache import Current
@@ -105,7 +104,7 @@ class _SymbolView:
     store's tickers and reference table, and why each unscored ticker was not scored."""
 
     current: Current
-    store_path: FsPath
+    store_url: str
     store: Generation | None
     problem: str | None  # why the store cannot be read
     tickers: frozenset[str]
@@ -114,7 +113,7 @@ class _SymbolView:
 
     @classmethod
     def of(cls, current: Current, settings: Any) -> _SymbolView:
-        path = store_path(settings, current)
+        path = store_url(settings, current)
         unscored = {
             ticker: status
             for status, tickers in (current.document.get("unscored") or {}).items()
@@ -144,10 +143,10 @@ class _SymbolView:
                     404, "unknown_ticker", f"no ticker {symbol} in the snapshot or store"
                 )
             log.warning(
-                "symbol history: %s is in the snapshot but not in %s", symbol, self.store_path
+                "symbol history: %s is in the snapshot but not in %s", symbol, self.store_url
             )
             raise ApiError(
-                503, "store_unavailable", f"the bar store at {self.store_path} has no bars for "
+                503, "store_unavailable", f"the bar store at {self.store_url} has no bars for "
                 f"{symbol}; it changed since the snapshot was computed",
             )  # fmt: skip
         status = status or "not_in_snapshot"
@@ -169,7 +168,7 @@ class _SymbolView:
             "snapshot_id": self.current.snapshot_id,
             "as_of": document.get("as_of"),
             "history_source": {
-                "store": str(self.store_path),
+                "store": str(self.store_url),
                 "data_version": self.store.data_version,
                 "snapshot_data_version": (document.get("store") or {}).get("data_version"),
             },

