@@ -259,12 +259,13 @@ def scan(
     """Scan the store, print the top rows and write the snapshot (JSON + Parquet)."""
     from pipeline.cluster import client_session, describe
     from pipeline.scan import STAGES, execute, prepare
+    from pipeline.store import BarStore
 
     settings = get_settings()
     if demo and store is not None:
         raise typer.BadParameter("use either --demo or --store, not both", param_hint="--demo")
     path = settings.data_dir.expanduser() / "demo" if demo else _store(store)
-    if demo and not (path / "manifest.json").exists():
+    if demo and not BarStore(path).exists():
         _write_demo(path, DEMO_TICKERS, DEMO_DAYS, DEMO_SEED, DEMO_END)
     request = prepare(  # every bad option fails here, before a cluster starts
         path,

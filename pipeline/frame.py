@@ -19,11 +19,10 @@ from typing import Literal
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 
 from pipeline.cache import OUTCOME, BarCache
 from pipeline.errors import StoreError
-from pipeline.schema import empty_bars
+from pipeline.schema import empty_bars, run_starts
 from pipeline.store import BarStore, Generation, read_bytes, read_file
 
 log = logging.getLogger(__name__)
@@ -110,16 +109,7 @@ def segment_bounds(index: pd.Index) -> np.ndarray:
     ``bounds[i]:bounds[i+1]`` is the i-th ticker's slice; a frame of ``k`` tickers gives
     ``k + 1`` bounds. This is what every segmented kernel takes.
     """
-    n = len(index)
-    if n == 0:
-        return np.zeros(1, dtype=np.int64)
     values = index.array
-    arrow = getattr(values, "_pa_array", None)
-    if arrow is not None:  # Arrow-backed strings: compare neighbours without factorizing
-        flat = arrow.combine_chunks()
-        changed = pc.not_equal(flat[1:], flat[:-1]).to_numpy(zero_copy_only=False)
-    else:
-        raw = np.asarray(values)
-        changed = raw[1:] != raw[:-1]
-    starts = np.flatnonzero(changed) + 1
-    return np.concatenate(([0], starts, [n])).astype(np.int64)
+    arrow = getattr(values, "_pa_array", None)  # Arrow-backed strings
+    starts = run_starts(arrow if arrow is not None else np.asarray(values))
+    return np.r_[starts, len(index)].astype(np.int64)

@@ -3,18 +3,30 @@
 The same hygiene as the scan (:func:`pipeline.hygiene.trusted`): no bar with a missing, zero
 or negative price, high below low or a bad volume is drawn, so the chart never plunges to 0
 where the scan saw nothing. Volumes are whole numbers (the older app parses them as ints).
+
+:class:`RecentBars` holds the last sessions of every ticker of one generation in memory, read
+in one pass over the store's files, so a service whose store is in a bucket answers a chart
+without a round trip (a store file is the smallest thing a bucket serves, and it holds
+hundreds of tickers).
 """
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline import hygiene
-from pipeline.schema import DATE
-from pipeline.store import Generation
+from pipeline.frame import segment_bounds
+from pipeline.schema import DATE, empty_bars
+from pipeline.store import Generation, read_file
+
+RECENT_SESSIONS = 260  # a year of sessions: the detail screen asks for 90 days
+_MARGIN = 5  # sessions read before the window, so hygiene sees each bar's predecessor
 
 
 def trusted_bars(store: Generation, ticker: str, end: pd.Timestamp | str | None) -> pd.DataFrame:
@@ -23,10 +35,66 @@ def trusted_bars(store: Generation, ticker: str, end: pd.Timestamp | str | None)
     Raises :class:`~pipeline.errors.UnknownTickerError` for a ticker the store lacks and
     :class:`~pipeline.errors.StoreError` when the store cannot be read.
     """
-    bars = hygiene.trusted(store.read([ticker]))
-    if end is not None:
-        bars = bars[bars[DATE] <= pd.Timestamp(end)]
-    return bars
+    stop = None if end is None else pd.Timestamp(end)
+    parts = [read_file(f, hit, None, stop) for f, hit in store.select([ticker])]
+    return hygiene.trusted(pd.concat(parts))
+
+
+@dataclass(frozen=True)
+class RecentBars:
+    """The trusted bars of every ticker of one generation up to ``end``, the last
+    ``sessions`` sessions of the store, in memory (``frame`` grouped by ticker)."""
+
+    data_version: str
+    end: pd.Timestamp | None
+    sessions: int
+    frame: pd.DataFrame
+    spans: dict[str, tuple[int, int, bool]]  # ticker → rows lo:hi, whole history held
+    seconds: float  # how long loading took
+
+    @classmethod
+    def load(
+        cls, generation: Generation, end: pd.Timestamp | str | None, sessions: int = RECENT_SESSIONS
+    ) -> RecentBars:
+        """Read the window from every file of ``generation`` (a few files at a time)."""
+        tic = time.perf_counter()
+        stop = None if end is None else pd.Timestamp(end)
+        dates = generation.dates()
+        if stop is not None:
+            dates = dates[dates <= stop]
+        start = dates[-(sessions + _MARGIN)] if len(dates) > sessions + _MARGIN else None
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            parts = list(pool.map(lambda f: read_file(f, None, start, stop), generation.files))
+        raw = pd.concat(parts) if parts else empty_bars()
+        raw_bounds = segment_bounds(raw.index)
+        firsts = raw[DATE].to_numpy()[raw_bounds[:-1]] if len(raw) else []
+        # a ticker whose first bar is inside the window has its whole history here
+        complete = {
+            str(t)
+            for t, first in zip(raw.index[raw_bounds[:-1]], firsts, strict=True)
+            if start is None or first > start
+        }
+        frame = hygiene.trusted(raw)
+        bounds = segment_bounds(frame.index)
+        spans = {
+            str(t): (int(a), int(b), str(t) in complete)
+            for t, a, b in zip(frame.index[bounds[:-1]], bounds[:-1], bounds[1:], strict=True)
+        }
+        return cls(generation.data_version, stop, sessions, frame, spans, time.perf_counter() - tic)
+
+    def bars(self, ticker: str, days: int) -> pd.DataFrame | None:
+        """``ticker``'s last ``days`` trusted bars, exactly as from its whole history, or
+        None when the window cannot say (a ticker it lacks, or one with fewer trusted bars
+        in the window than asked for whose history starts before the window)."""
+        span = self.spans.get(ticker)
+        if span is None:
+            return None
+        lo, hi, complete = span
+        # the window's first bar lacks its left neighbour (the spike rule looks at both):
+        # only bars after it are certain, unless the ticker's history starts in the window
+        if not complete and hi - lo - 1 < days:
+            return None
+        return self.frame.iloc[max(lo, hi - days) : hi]
 
 
 def chart_rows(bars: pd.DataFrame) -> list[dict[str, Any]]:

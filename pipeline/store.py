@@ -69,6 +69,7 @@ from pipeline.schema import (
     TICKER_DTYPE,
     conform_bars,
     empty_bars,
+    run_starts,
 )
 from pipeline.storage import Conflict, Location
 
@@ -678,9 +679,7 @@ class BarStore:
     def _write_files(
         self, bars: pd.DataFrame, token: str, rows_per_file: int
     ) -> list[dict[str, Any]]:
-        tickers = bars[TICKER].to_numpy()
-        starts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]]) if len(bars) else []
-        bounds = np.r_[starts, len(bars)].astype(np.int64)
+        bounds = np.r_[run_starts(bars[TICKER].to_numpy()), len(bars)].astype(np.int64)
         entries = []
         lo = 0  # index into bounds
         while lo < len(bounds) - 1:
@@ -697,8 +696,7 @@ class BarStore:
         """Write one file of sorted, whole tickers; return its manifest entry."""
         self.location.put(key, _parquet_bytes(table))
         tickers = table.column(TICKER).combine_chunks()
-        changed = pc.not_equal(tickers[1:], tickers[:-1]).to_numpy(zero_copy_only=False)
-        first = np.r_[0, np.flatnonzero(changed) + 1]
+        first = run_starts(tickers)
         span = pc.min_max(table.column(DATE))
         return {
             "path": key,
@@ -980,9 +978,7 @@ def _split(bars: pa.Table, rows_per_file: int) -> list[pa.Table]:
     n = bars.num_rows
     if n <= 2 * rows_per_file:
         return [bars] if n else []
-    tickers = bars.column(TICKER).combine_chunks()
-    changed = pc.not_equal(tickers[1:], tickers[:-1]).to_numpy(zero_copy_only=False)
-    starts = np.r_[0, np.flatnonzero(changed) + 1]
+    starts = run_starts(bars.column(TICKER))
     parts = -(-n // rows_per_file)
     target = np.arange(1, parts) * (n / parts)
     cuts = np.unique(starts[np.clip(np.searchsorted(starts, target), 0, len(starts) - 1)])
@@ -993,19 +989,23 @@ def _split(bars: pa.Table, rows_per_file: int) -> list[pa.Table]:
 def _parquet_bytes(table: pa.Table) -> bytes:
     """``table`` as the store's Parquet bytes.
 
-    Snappy: prices barely compress, and it decodes ~40% faster than zstd here. Dictionary
-    pages only where values repeat (tickers, dates): on random-walk float columns they only
-    cost time (a 400k-row bar file writes in ~85 ms instead of ~400 ms, reads ~35% faster
-    and comes out ~20% smaller). Page checksums: readers verify them, so a damaged page
-    fails instead of scanning."""
+    Bar files: prices and volumes BYTE_STREAM_SPLIT (each float's bytes grouped by position,
+    so sign, exponent and leading mantissa bytes compress apart from the noisy low ones),
+    then zstd level 1; dictionary pages only where values repeat (tickers, dates). On a
+    400k-row file of random-walk prices that is 30 bytes per bar against 37 for Snappy on
+    plain pages, with writes and reads as fast or faster: smaller files for a bucket to
+    serve and for the bar cache to hold. Page checksums: readers verify them, so a damaged
+    page fails instead of scanning."""
     sink = pa.BufferOutputStream()
-    repeats = [TICKER, DATE] if DATE in table.column_names else True
+    bars = DATE in table.column_names
     pq.write_table(
         table,
         sink,
-        compression="snappy",
+        compression="zstd",
+        compression_level=1,
         row_group_size=65_536,
-        use_dictionary=repeats,
+        use_dictionary=[TICKER, DATE] if bars else True,
+        use_byte_stream_split=list(BAR_COLUMNS[1:]) if bars else False,
         write_page_checksum=True,
     )
     return sink.getvalue().to_pybytes()

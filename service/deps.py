@@ -38,6 +38,13 @@ def store_url(settings: Settings, current: Current | None) -> str:
     return Location.parse(named).url if named else settings.store_url
 
 
+def history_key(settings: Settings, current: Current) -> tuple[str, str | None, str | None]:
+    """Which recent bars a snapshot's charts draw: its store, generation and as-of date."""
+    document = current.document
+    version = (document.get("store") or {}).get("data_version")
+    return store_url(settings, current), version, document.get("as_of")
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 CacheDep = Annotated[SnapshotCache, Depends(_cache)]
 SnapshotDep = Annotated[Current, Depends(_snapshot)]

@@ -23,7 +23,9 @@ from pipeline.config import Settings, get_settings
 from pipeline.jobs import ScanJobs
 from service import errors, metrics
 from service.auth import ReadKey
+from service.deps import history_key
 from service.errors import READ_KEY, documented
+from service.history import RecentHistory
 from service.limits import BodyLimit
 from service.response_cache import ResponseCache
 from service.routes import cluster, copilot, health, jobs, scan, scans, symbols
@@ -45,11 +47,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # after a failure, so the service picks Redis up whenever it comes.
         conn = redis_conn.client(where) if where.enabled else None
         app.state.settings = current
+        app.state.history = RecentHistory()
         app.state.snapshots = SnapshotCache(
             conn,
             current.redis_prefix,
             current.snapshot_poll_interval,
             on_reconnect=lambda: snapshots.push(settings=current, conn=conn),
+            on_snapshot=lambda snapshot: app.state.history.prefetch(
+                history_key(current, snapshot), snapshot.document
+            ),
         )
         app.state.cluster = SharedClient(current)
         app.state.jobs = ScanJobs(conn, current, app.state.cluster) if conn else None

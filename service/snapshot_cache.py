@@ -104,7 +104,8 @@ class SnapshotCache:
 
     While Redis fails, it is asked again after a backoff (0.5 s doubling to 30 s), so a dead
     Redis costs one request a connect timeout now and then, not every request; the first
-    answer after an outage runs ``on_reconnect`` (the service pushes queued snapshots). A
+    answer after an outage runs ``on_reconnect`` (the service pushes queued snapshots), and
+    each new snapshot ``on_snapshot`` (the service starts loading its chart bars). A
     snapshot whose document cannot be decoded is skipped for the newest good one, and
     ``problem`` says so.
     """
@@ -115,6 +116,7 @@ class SnapshotCache:
         prefix: str,
         poll_interval: float = 0.0,
         on_reconnect: Callable[[], object] | None = None,
+        on_snapshot: Callable[[Current], object] | None = None,
     ):
         self.conn = conn
         self.keys = redis_store.Keys(prefix)
@@ -122,6 +124,7 @@ class SnapshotCache:
         self.redis_ok = conn is not None
         self.poll_interval = poll_interval
         self.on_reconnect = on_reconnect
+        self.on_snapshot = on_snapshot
         self.checked = -float("inf")  # monotonic time of the last pointer GET
         self.checking = False  # a request is asking Redis right now
         self.failures = 0  # Redis failures in a row
@@ -203,6 +206,8 @@ class SnapshotCache:
         self.current = Current(sid, data, document, by_ticker)
         with contextlib.suppress(LookupError):  # the ranked table, so that re-ranking for
             self.table(self.current)  # another trade style needs no Redis later
+        if self.on_snapshot is not None:
+            self.on_snapshot(self.current)
         # The parsed snapshot (~10⁶ objects) lives until the next one: keep it out of the
         # cyclic collector's full passes, which otherwise pause every request for 100+ ms now
         # and then. Reference counting still frees it.

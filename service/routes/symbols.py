@@ -10,15 +10,16 @@ from typing import Annotated, Any
 
 import orjson
 import pandas as pd
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from pipeline.errors import StoreError
-from pipeline.price_history import chart_rows, trusted_bars
+from pipeline.price_history import RecentBars, chart_rows, trusted_bars
 from pipeline.snapshots.document import why_unscored
-from pipeline.store import BarStore, Generation
+from pipeline.store import Generation
 from service.auth import OPTIONAL_KEY
-from service.deps import SettingsDep, SnapshotDep, store_url
+from service.deps import SettingsDep, SnapshotDep, history_key, store_url
 from service.errors import INVALID, SNAPSHOT_GONE, ApiError, documented
+from service.history import snapshot_generation
 from service.schemas import SymbolDetail, SymbolRows, UniverseStats
 from service.snapshot_cache import Current
 
@@ -83,6 +84,7 @@ def symbol_row(
     }),
 )  # fmt: skip
 def symbol_detail(
+    request: Request,
     snapshot: SnapshotDep,
     settings: SettingsDep,
     ticker: Annotated[str, Path(pattern=TICKER)],
@@ -94,7 +96,8 @@ def symbol_detail(
     why; 404 only for a ticker never seen."""
     symbol = ticker.strip().upper()
     view = snapshot.memo(("symbols",), lambda: _SymbolView.of(snapshot, settings))
-    data = snapshot.memo(("detail", symbol, days), lambda: view.detail(symbol, days))
+    recent = request.app.state.history.get(history_key(settings, snapshot))
+    data = snapshot.memo(("detail", symbol, days), lambda: view.detail(symbol, days, recent))
     return Response(data, media_type="application/json")
 
 
@@ -120,7 +123,7 @@ class _SymbolView:
             for ticker in tickers
         }
         try:
-            store = BarStore.open(path).current()
+            store = snapshot_generation(path, current.document)
             tickers = frozenset(store.tickers)
             caps = store.universe["market_cap"].dropna()
         except StoreError as exc:
@@ -129,7 +132,7 @@ class _SymbolView:
         market_caps = {str(t): float(v) for t, v in caps.items() if v > 0}
         return cls(current, path, store, None, tickers, market_caps, unscored)
 
-    def detail(self, symbol: str, days: int) -> bytes:
+    def detail(self, symbol: str, days: int, recent: RecentBars | None) -> bytes:
         document = self.current.document
         row = self.current.by_ticker.get(symbol)
         status = "ok" if row is not None else self.unscored.get(symbol)
@@ -150,9 +153,12 @@ class _SymbolView:
                 f"{symbol}; it changed since the snapshot was computed",
             )  # fmt: skip
         status = status or "not_in_snapshot"
-        bars = self.current.memo(
-            ("trusted_bars", symbol), lambda: trusted_bars(self.store, symbol, document["as_of"])
-        )
+        bars = recent.bars(symbol, days) if recent is not None else None
+        if bars is None:
+            bars = self.current.memo(
+                ("trusted_bars", symbol),
+                lambda: trusted_bars(self.store, symbol, document["as_of"]),
+            )
         shown = bars.tail(days)
         answer = {
             "symbol": symbol,

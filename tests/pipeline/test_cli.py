@@ -177,13 +177,14 @@ def test_scan_demo_uses_an_existing_demo_store(tmp_path: Path, sync: None) -> No
     store = BarStore(tmp_path / "demo")
     store.write(demo.bars, demo.universe)
     version = store.data_version
-    manifest_mtime = (store.path / "manifest.json").stat().st_mtime_ns
+    pointer = Path(store.url) / "CURRENT"
+    pointer_mtime = pointer.stat().st_mtime_ns
     proc = ok(run_cli("scan", "--demo", "--json", data_dir=tmp_path))
     document = json.loads(proc.stdout)
     assert document["universe_size"] == 20
-    assert document["store"]["path"] == str(store.path)
+    assert document["store"]["path"] == store.url
     assert store.data_version == version
-    assert (store.path / "manifest.json").stat().st_mtime_ns == manifest_mtime
+    assert pointer.stat().st_mtime_ns == pointer_mtime
     assert "Generating" not in proc.stderr
 
 

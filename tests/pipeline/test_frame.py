@@ -28,7 +28,7 @@ def partitions(frame: dd.DataFrame) -> list[pd.DataFrame]:
 
 
 def test_one_partition_per_file_with_known_divisions(store: BarStore) -> None:
-    frame = load_bars(store.path)
+    frame = load_bars(store.url)
     files = store.files
     assert len(files) > 1
     assert frame.npartitions == len(files)
@@ -37,7 +37,7 @@ def test_one_partition_per_file_with_known_divisions(store: BarStore) -> None:
 
 
 def test_meta_has_the_contract_columns_and_dtypes(store: BarStore) -> None:
-    frame = load_bars(store.path)
+    frame = load_bars(store.url)
     meta = frame._meta
     assert meta.index.name == TICKER
     assert list(meta.columns) == list(empty_bars().columns) == list(BAR_COLUMNS)
@@ -46,13 +46,13 @@ def test_meta_has_the_contract_columns_and_dtypes(store: BarStore) -> None:
 
 
 def test_meta_and_partitions_keep_the_contract_index_dtype(store: BarStore) -> None:
-    frame = load_bars(store.path)
+    frame = load_bars(store.url)
     assert frame._meta.index.dtype == empty_bars().index.dtype == TICKER_DTYPE
     assert frame.get_partition(0).compute().index.dtype == TICKER_DTYPE
 
 
 def test_each_partition_is_one_file_and_passes_validation(store: BarStore) -> None:
-    frame = load_bars(store.path)
+    frame = load_bars(store.url)
     for part, f, lo, hi in zip(
         partitions(frame), store.files, frame.divisions[:-1], frame.divisions[1:], strict=True
     ):
@@ -63,14 +63,14 @@ def test_each_partition_is_one_file_and_passes_validation(store: BarStore) -> No
 
 
 def test_computed_frame_holds_every_row(store: BarStore) -> None:
-    frame = load_bars(store.path).compute()
+    frame = load_bars(store.url).compute()
     assert len(frame) == store.manifest["rows"]
     assert sorted(pd.unique(frame.index)) == store.tickers
     assert frame.dtypes.to_dict() == BAR_DTYPES
 
 
 def test_graph_only_reads_files(store: BarStore) -> None:
-    frame = load_bars(store.path)
+    frame = load_bars(store.url)
     kinds = {type(node).__name__ for node in frame.expr.walk()}
     assert "FromMap" in kinds
     forbidden = ("Shuffle", "SetIndex", "Sort", "Repartition", "GroupBy", "Merge")
@@ -85,7 +85,7 @@ def test_graph_only_reads_files(store: BarStore) -> None:
 def test_ticker_subset_keeps_known_divisions(store: BarStore) -> None:
     files = store.files
     wanted = [files[0].tickers[3], files[0].tickers[5], files[-1].tickers[-2]]
-    frame = load_bars(store.path, tickers=[t.lower() for t in wanted])
+    frame = load_bars(store.url, tickers=[t.lower() for t in wanted])
     assert frame.npartitions == 2  # files without a wanted ticker are not read
     assert frame.divisions == (wanted[0], wanted[2], wanted[2])
     bars = frame.compute()
@@ -99,24 +99,24 @@ def test_start_and_end_are_inclusive(store: BarStore) -> None:
     everything = store.read()
     dates = np.sort(everything["date"].unique())
     start, end = pd.Timestamp(dates[10]), pd.Timestamp(dates[40])
-    bars = load_bars(store.path, start=start, end=f"{end:%Y-%m-%d}").compute()
+    bars = load_bars(store.url, start=start, end=f"{end:%Y-%m-%d}").compute()
     assert bars["date"].min() == start
     assert bars["date"].max() == end
     expected = everything[(everything["date"] >= start) & (everything["date"] <= end)]
     assert len(bars) == len(expected)
-    for part in partitions(load_bars(store.path, start=start, end=end)):
+    for part in partitions(load_bars(store.url, start=start, end=end)):
         validate_bars(part)
 
 
 def test_end_before_any_bar_gives_empty_partitions(store: BarStore) -> None:
-    frame = load_bars(store.path, end="1990-01-01")
+    frame = load_bars(store.url, end="1990-01-01")
     assert frame.npartitions == len(store.files)
     assert len(frame.compute()) == 0
 
 
 def test_unknown_ticker_raises(store: BarStore) -> None:
     with pytest.raises(UnknownTickerError, match="NOPE"):
-        load_bars(store.path, tickers=[store.tickers[0], "nope"])
+        load_bars(store.url, tickers=[store.tickers[0], "nope"])
 
 
 def test_missing_store_raises(tmp_path: Path) -> None:
@@ -126,7 +126,7 @@ def test_missing_store_raises(tmp_path: Path) -> None:
 
 def test_empty_ticker_list_is_a_clear_error_or_empty(store: BarStore) -> None:
     try:
-        frame = load_bars(store.path, tickers=[])
+        frame = load_bars(store.url, tickers=[])
     except TechnicError:
         return
     assert len(frame.compute()) == 0
@@ -161,7 +161,7 @@ def test_segment_bounds_of_a_chunked_arrow_index() -> None:
 
 
 def test_segment_bounds_match_a_loaded_partition(store: BarStore) -> None:
-    part = load_bars(store.path).get_partition(0).compute()
+    part = load_bars(store.url).get_partition(0).compute()
     bounds = segment_bounds(part.index)
     sizes = part.groupby(level=0, sort=False).size()
     np.testing.assert_array_equal(np.diff(bounds), sizes.to_numpy())

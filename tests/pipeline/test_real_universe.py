@@ -25,7 +25,7 @@ def test_real_universe_imports_and_scans(tmp_path: Path, dask_client) -> None:
     assert summary.files > 1
     del raw
 
-    result = run_scan(store.path, client=dask_client)
+    result = run_scan(store.url, client=dask_client)
 
     document = json.loads(result.to_json(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     hygiene = document["hygiene"]
