@@ -8,6 +8,7 @@ system already set. Build ``Settings(...)`` directly in tests; everything else c
 from __future__ import annotations
 
 import logging
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -271,6 +272,12 @@ class Settings(BaseSettings):
         if value in {"local", "cuda", "sync"} or value.startswith("tcp://"):
             return value
         raise ValueError("must be local, cuda, sync or tcp://host:port")
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store_text(cls, value: object) -> object:
+        """A path object names a local store as well as its text does."""
+        return str(value) if isinstance(value, os.PathLike) else value
 
     @field_validator("read_api_keys", "cors_origins", mode="before")
     @classmethod

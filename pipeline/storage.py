@@ -93,7 +93,10 @@ class Location:
         """The whole object ``key``; FileNotFoundError when there is none."""
         if self.local:
             return Path(self.child(key)).read_bytes()
-        return self._s3("read", key, lambda fs: fs.cat_file(self.child(key)))
+        found = self.get_versioned(key)  # one GET (s3fs's cat_file asks HEAD first)
+        if found is None:
+            raise FileNotFoundError(self.display(key))
+        return found[0]
 
     def get_versioned(self, key: str) -> tuple[bytes, str] | None:
         """The object ``key`` and its version tag (ETag), or None when there is none."""
@@ -141,7 +144,7 @@ class Location:
         def put(fs: Any) -> None:
             try:
                 fs.call_s3("put_object", Bucket=bucket, Key=name, Body=data, **condition)
-            except FileExistsError:
+            except (FileExistsError, FileNotFoundError):  # present, or gone since it was read
                 raise Conflict(key) from None
             except OSError as exc:
                 if _conflict(exc):

@@ -314,9 +314,13 @@ class BarStore:
         store = cls(url)
         if not store.exists():
             where = store.url
+            if store.location.local:
+                hint = "it is not a bar store" if os.path.exists(where) else "it does not exist"
+            else:
+                hint = f"there is no {POINTER} object"
             raise StoreError(
-                f"no bar store at {where}; create one with 'technic demo-data --store {where}' "
-                f"or 'technic import FILE --store {where}'"
+                f"no bar store at {where} ({hint}); create one with 'technic demo-data --store "
+                f"{where}' or 'technic import FILE --store {where}'"
             )
         return store
 
@@ -640,10 +644,13 @@ class BarStore:
         return Generation(self.location, name, _checked_manifest(manifest, where))
 
     def _collect(self, current: Generation, previous: Generation | None) -> None:
-        """Delete what no reader needs any more: the objects of a generation replaced more
-        than ``grace`` seconds ago, and objects no manifest names (a killed or losing
-        writer's) once older than ``grace``. The current and previous generations always
-        stay. Best effort: a failure here never fails the commit that triggered it."""
+        """Delete what no reader needs any more. The current and previous generations stay;
+        an older one (found by following each manifest's ``base`` back from the previous)
+        stays for ``grace`` seconds after the generation that replaced it was written, and
+        anything else (a killed or losing writer's objects, or one still uploading) until it
+        is ``grace`` seconds old. Generations newer than ``current`` (another writer
+        committed meanwhile) are never touched. Best effort: a failure here never fails the
+        commit that triggered it."""
         try:
             keep = current.objects | {POINTER}
             if previous is not None:
@@ -651,18 +658,25 @@ class BarStore:
             found = [
                 kv for folder in (MANIFESTS, BARS, TABLES) for kv in self.location.listing(folder)
             ]
-            older = []
+            others: dict[str, Generation] = {}
             for key, _ in found:
                 if key.startswith(f"{MANIFESTS}/") and key.endswith(".json") and key not in keep:
                     with contextlib.suppress(StoreError):
-                        older.append(self._generation(key))
-            chain = sorted(older, key=lambda g: (g.number, g.manifest.get("written_at", "")))
-            chain += [g for g in (previous, current) if g is not None]
+                        others[key] = self._generation(key)
+            for generation in others.values():
+                if generation.number > current.number:
+                    keep |= generation.objects
             cutoff = time.time() - self.grace
             expired: set[str] = set()
-            for old, successor in itertools.pairwise(chain[: len(older) + 1]):
-                replaced = _timestamp(successor.manifest.get("written_at"))
-                (expired if replaced < cutoff else keep).update(old.objects)
+            newer, seen = previous, set()
+            while newer is not None and newer.manifest.get("base") in others:
+                older = others[newer.manifest["base"]]
+                if older.name in seen:
+                    break
+                seen.add(older.name)
+                replaced = _timestamp(newer.manifest.get("written_at"))
+                (expired if replaced < cutoff else keep).update(older.objects)
+                newer = older
             doomed = [
                 key
                 for key, modified in found
@@ -748,6 +762,7 @@ def _manifest(base: Generation | None, token: str, change: _Change) -> dict[str,
         "store_id": kept.get("store_id") or uuid.uuid4().hex,
         "generation": int(token[1:7]),
         "data_version": token,
+        "base": base.name if base is not None else None,  # the generation it replaced
         "written_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "rows": sum(e["rows"] for e in entries),
         "tickers": sum(len(e["tickers"]) for e in entries),

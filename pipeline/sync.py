@@ -121,7 +121,7 @@ def _preview(days: list[date], limit: int = 5) -> str:
 
 
 def resolve_range(
-    store: BarStore,
+    stored: pd.DatetimeIndex,
     *,
     since: date | None,
     until: date | None,
@@ -130,7 +130,8 @@ def resolve_range(
     now: datetime | None = None,
 ) -> tuple[date, date]:
     """The sessions a sync covers: explicit dates, else ``years`` back from ``until``, else
-    from the store's first bar (or ``TECHNIC_SYNC_YEARS`` back for a new store)."""
+    from the store's first bar (``stored``: its dates) or ``TECHNIC_SYNC_YEARS`` back for a
+    new store."""
     if since is not None and years is not None:
         raise ConfigError("give either --since or --years, not both")
     newest = last_finished_session(now)
@@ -141,8 +142,7 @@ def resolve_range(
         )
     end = min(until, newest) if until is not None else newest
     if since is None:
-        stored = store.dates() if years is None else pd.DatetimeIndex([])
-        if len(stored):
+        if years is None and len(stored):
             since = stored[0].date()
         else:
             back = years if years is not None else settings.sync_years
@@ -211,13 +211,13 @@ async def run(
     if client is None:
         client = PolygonClient.from_settings(settings, BarCache.from_settings(settings))
     with _lock(store.location):
-        first, last = resolve_range(
-            store, since=since, until=until, years=years, settings=settings, now=now
-        )
-        days = sessions(first, last)
         base = store.current() if store.exists() else None
         existed = base is not None and bool(base.files)
         stored_dates = base.dates() if base is not None else pd.DatetimeIndex([])
+        first, last = resolve_range(
+            stored_dates, since=since, until=until, years=years, settings=settings, now=now
+        )
+        days = sessions(first, last)
         present = {d.date() for d in stored_dates}
         missing = [d for d in days if d not in present]
         summary = SyncSummary(store.url, first, last, len(days), len(missing))

@@ -41,7 +41,7 @@ def notices() -> Iterator[list[str]]:
 def test_defaults_work_on_a_laptop() -> None:
     s = Settings()
     assert s.data_dir == Path("~/.technic")
-    assert s.store_path == Path("~/.technic/store").expanduser()
+    assert s.store_url == str(Path("~/.technic/store").expanduser())
     assert s.snapshot_dir == Path("~/.technic/snapshots").expanduser()
     assert s.cluster == "local" and s.effective_cluster == "local"
     assert s.max_workers is None and s.workers == (None, 1)
@@ -65,7 +65,7 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert s.cluster == "sync"
     assert s.workers == (2, 1)
     assert s.alpha_weight == 0.5
-    assert s.store_path == tmp_path / "bars"
+    assert s.store_url == str(tmp_path / "bars")
     assert s.snapshot_dir == tmp_path / "snapshots"
     assert s.dashboard_address == ":0"
     assert get_settings() is s  # cached for the process
@@ -73,7 +73,7 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 def test_store_defaults_under_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("TECHNIC_DATA_DIR", str(tmp_path))
-    assert get_settings().store_path == tmp_path / "store"
+    assert get_settings().store_url == str(tmp_path / "store")
 
 
 @pytest.mark.parametrize(

@@ -341,7 +341,7 @@ def test_universe_import_of_the_real_reference_list(tmp_path: Path) -> None:
 
 
 def test_range_rules(tmp_path: Path) -> None:
-    store = BarStore(tmp_path / "none")
+    store = BarStore(tmp_path / "none").dates()  # a new store: no dates
     settings = Settings(sync_years=2)
     now = pd.Timestamp("2026-11-24 12:00", tz="America/New_York").to_pydatetime()
     since, until = resolve_range(
