@@ -34,10 +34,9 @@ from pipeline.store import BarStore
 
 def check_parity(store: Path) -> int:
     """Scan-path features at the last rows equal the panel's, on the first partition."""
-    first = BarStore.open(store).files[0].path
-    import pandas as pd
+    from pipeline.store import read_file
 
-    bars = pd.read_parquet(first).set_index("ticker")
+    bars = read_file(BarStore.open(store).files[0])
     cleaned = hygiene.clean(bars)
     ind = compute_indicators(cleaned.arrays, cleaned.bounds)
     last = Tails.from_bounds(cleaned.bounds).last

@@ -22,8 +22,8 @@ import pandas as pd
 
 from pipeline import hygiene
 from pipeline.frame import segment_bounds
-from pipeline.schema import DATE, empty_bars
-from pipeline.store import Generation, read_file
+from pipeline.schema import DATE, empty_bars, run_starts
+from pipeline.store import Generation, StoreFile, read_bytes, read_file
 
 RECENT_SESSIONS = 260  # a year of sessions: the detail screen asks for 90 days
 _MARGIN = 5  # sessions read before the window, so hygiene sees each bar's predecessor
@@ -63,17 +63,24 @@ class RecentBars:
         if stop is not None:
             dates = dates[dates <= stop]
         start = dates[-(sessions + _MARGIN)] if len(dates) > sessions + _MARGIN else None
+
+        def window(file: StoreFile) -> tuple[pd.DataFrame, set[str]]:
+            """The file's bars in the window, and its tickers whose whole history that is."""
+            data = read_bytes(file)
+            dates = read_file(file, data=data, columns=[DATE])
+            starts = run_starts(dates.index.to_numpy())
+            firsts = dates[DATE].to_numpy()[starts]
+            whole = {
+                str(t)
+                for t, first in zip(dates.index[starts], firsts, strict=True)
+                if start is None or first >= start
+            }
+            return read_file(file, None, start, stop, data=data), whole
+
         with ThreadPoolExecutor(max_workers=4) as pool:
-            parts = list(pool.map(lambda f: read_file(f, None, start, stop), generation.files))
-        raw = pd.concat(parts) if parts else empty_bars()
-        raw_bounds = segment_bounds(raw.index)
-        firsts = raw[DATE].to_numpy()[raw_bounds[:-1]] if len(raw) else []
-        # a ticker whose first bar is inside the window has its whole history here
-        complete = {
-            str(t)
-            for t, first in zip(raw.index[raw_bounds[:-1]], firsts, strict=True)
-            if start is None or first > start
-        }
+            found = list(pool.map(window, generation.files))
+        raw = pd.concat([bars for bars, _ in found]) if found else empty_bars()
+        complete = set().union(*(whole for _, whole in found))
         frame = hygiene.trusted(raw)
         bounds = segment_bounds(frame.index)
         spans = {
@@ -91,7 +98,7 @@ class RecentBars:
             return None
         lo, hi, complete = span
         # the window's first bar lacks its left neighbour (the spike rule looks at both):
-        # only bars after it are certain, unless the ticker's history starts in the window
+        # only bars after it are certain, unless the ticker's whole history is in the window
         if not complete and hi - lo - 1 < days:
             return None
         return self.frame.iloc[max(lo, hi - days) : hi]

@@ -818,13 +818,16 @@ def read_file(
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
     data: bytes | None = None,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Read one store file into a bars frame (ticker index), optionally filtered; from
-    ``data`` (the file's bytes, e.g. from the bar cache) when given."""
-    filters = parquet_filters(tickers, start, end)
+    """Read one store file into a bars frame (ticker index), optionally filtered and only
+    ``columns``; from ``data`` (the file's bytes, e.g. from the bar cache) when given."""
+    options: dict[str, Any] = {"filters": parquet_filters(tickers, start, end)}
+    if columns is not None:
+        options["columns"] = [TICKER, *columns]
     if data is not None:
-        return _frame(_parse_parquet(data, file.url, filters=filters))
-    return _frame(_read_parquet(file.location, file.key, filters=filters))
+        return _frame(_parse_parquet(data, file.url, **options))
+    return _frame(_read_parquet(file.location, file.key, **options))
 
 
 def read_bytes(file: StoreFile) -> bytes:

@@ -45,6 +45,31 @@ def test_recent_bars_equal_a_store_read(demo, tmp_path: Path, as_of: str | None)
     assert held >= 0.8 * len(generation.tickers)  # most tickers answer days=90 from memory
 
 
+def test_a_gap_across_the_window_start_is_not_mistaken_for_a_whole_history(tmp_path) -> None:
+    """A ticker halted across the window's first session has older bars: the window cannot
+    answer more days than it holds of it, and says so (None) instead of a short chart."""
+    dates = pd.bdate_range("2024-01-01", periods=300)
+    frames = []
+    for ticker, keep in (("FULL", dates), ("GAP", dates[:180].append(dates[200:]))):
+        n = len(keep)
+        frames.append(
+            pd.DataFrame(
+                {"ticker": ticker, "date": keep, "open": 10.0, "high": 11.0, "low": 9.0,
+                 "close": 10.0 + (pd.RangeIndex(n) % 7), "volume": 1000.0}
+            )
+        )  # fmt: skip
+    store = BarStore(tmp_path / "gap")
+    store.write(pd.concat(frames, ignore_index=True))
+    generation = store.current()
+    recent = RecentBars.load(generation, None, sessions=110)  # window starts in the gap
+    full = trusted_bars(generation, "GAP", None)
+    assert recent.bars("GAP", 150) is None  # older bars exist before the gap
+    pd.testing.assert_frame_equal(recent.bars("GAP", 90), full.tail(90))
+    pd.testing.assert_frame_equal(
+        recent.bars("FULL", 100), trusted_bars(generation, "FULL", None).tail(100)
+    )
+
+
 @pytest.fixture
 def served(demo, s3_bucket: str, redis_server, tmp_path: Path):
     url = f"{s3_bucket}/store"
