@@ -386,10 +386,14 @@ def test_a_repeated_backfill_within_the_ttl_makes_no_provider_call(
 
 
 def test_killed_mid_sync_then_rerun_every_day_exactly_once(
-    fake: FakePolygon, tmp_path: Path
+    fake: FakePolygon, tmp_path: Path, store_url: str, request: pytest.FixtureRequest
 ) -> None:
-    path = tmp_path / "store"
+    """On a local disk and in a bucket: the batches a killed sync committed stay, and the
+    rerun fetches exactly the days still missing."""
+    path = store_url
+    bucket = request.getfixturevalue("s3_server") if path.startswith("s3://") else {}
     env = {
+        **bucket,
         "POLYGON_API_KEY": KEY,
         "POLYGON_BASE_URL": fake.url,
         "TECHNIC_POLYGON_RPM": "0",
