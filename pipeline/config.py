@@ -155,8 +155,9 @@ class Settings(BaseSettings):
         3600,
         ge=0,
         validation_alias=AliasChoices("CACHE_TTL", "TECHNIC_CACHE_TTL"),
-        description="Seconds a cached raw-bar bucket lives in Redis; 0 turns the cache off "
-        "(CACHE_TTL).",
+        description="Seconds a store file's bytes live in the Redis bar cache (scans of an "
+        "s3:// store; a local store is read directly) and a Polygon answer in the sync's "
+        "cache; 0 turns both off (CACHE_TTL).",
     )
     polygon_api_key: SecretStr | None = Field(
         None,

@@ -255,7 +255,7 @@ def _read(
     request: ScanRequest, settings: Settings, client: Client | None, report: Progress
 ) -> _Inputs:
     generation = request.generation
-    bar_cache = _bar_cache(settings)
+    bar_cache = _bar_cache(settings, generation)
     device = scan_device(settings)
     frame = load_bars(
         generation,
@@ -488,9 +488,13 @@ def _sectors(requested: list[str] | None, store: Generation) -> set[str] | None:
     return None if found is None else set(found.selected)
 
 
-def _bar_cache(settings: Settings) -> BarCache | None:
-    """The raw-bar cache when it is on (CACHE_TTL > 0) and its Redis answers."""
-    if settings.cache_ttl <= 0 or redis_conn.connect(settings) is None:
+def _bar_cache(settings: Settings, generation: Generation) -> BarCache | None:
+    """The raw-bar cache when it is on (CACHE_TTL > 0), its Redis answers and the store is
+    remote: a local disk's page cache serves a file faster than a Redis round trip does
+    (``python -m bench.cache``), so a local store is read directly."""
+    if settings.cache_ttl <= 0 or generation.location.local:
+        return None
+    if redis_conn.connect(settings) is None:
         return None
     return BarCache.from_settings(settings, redis_conn.target(settings))
 
