@@ -341,7 +341,7 @@ def train(
         "params": {**cfg.params, "rounds": cfg.rounds, "date_stride": cfg.date_stride},
         "device": device(settings),
         "data": {
-            "store": str(Path(store).expanduser()),
+            "store": bar_store.url,
             "store_id": bar_store.store_id,
             "data_version": bar_store.data_version,
             "rows": len(data),
