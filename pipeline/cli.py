@@ -18,17 +18,28 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from pipeline.config import get_settings
 from pipeline.errors import ConfigError, StoreError, TechnicError
 from pipeline.vocabulary import TRADE_STYLES
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from pipeline.config import Settings
+
+
+def get_settings() -> Settings:
+    """The settings, imported on first use (pydantic is not needed for ``--help``)."""
+    from pipeline.config import get_settings as settings
+
+    return settings()
+
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -107,6 +118,8 @@ def import_files(
     ] = None,
 ) -> None:
     """Import bars (ticker, date, open, high, low, close, volume) into a bar store."""
+    import pandas as pd
+
     from pipeline.sources.files import read_bars, read_table
     from pipeline.store import BarStore
 
@@ -330,6 +343,8 @@ def _profiled(path: Path | None):
 
 
 def _progress() -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description:<14}"),
         BarColumn(),
@@ -360,6 +375,8 @@ TABLE_COLUMNS = (  # title, column (None: the ticker), format, shown on narrow t
 
 def _table(table: pd.DataFrame, top: int) -> Table:
     """The top rows; on a narrow terminal fewer columns, and only Sector is truncated."""
+    from rich.table import Table
+
     view = Table(title=f"Top {min(top, len(table))} of {len(table):,}", header_style="bold")
     columns = [c for c in TABLE_COLUMNS if c[3] or out.width >= 120]
     rows = [
@@ -406,6 +423,8 @@ def _alpha_setup(store: Path | None, horizon: int, rounds: int):
 
 
 def _alpha_table(report: dict) -> Table:
+    from rich.table import Table
+
     view = Table(
         title=f"Out of sample {report['oos_start']} .. {report['oos_end']}, "
         f"{report['horizon']}-day forward return, pooled over {len(report['folds'])} folds",
@@ -577,6 +596,8 @@ def snapshots_list(
     json_output: JsonOption = False,
 ) -> None:
     """Published snapshots, newest first (or one ticker's membership history)."""
+    from rich.table import Table
+
     from pipeline import snapshots
 
     rows = snapshots.history(ticker, days=days, settings=get_settings())
@@ -610,6 +631,8 @@ def snapshots_show(
     json_output: JsonOption = False,
 ) -> None:
     """One snapshot: its status line and top rows (or the whole document with --json)."""
+    from rich.table import Table
+
     from pipeline import snapshots
 
     document = snapshots.get(ref, settings=get_settings())
