@@ -15,7 +15,9 @@ exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -39,6 +41,18 @@ def get_settings() -> Settings:
     from pipeline.config import get_settings as settings
 
     return settings()
+
+
+def one_shot(settings: Settings, *, dashboard: bool = False) -> Settings:
+    """The settings of a command that runs once and exits: unless TECHNIC_CLUSTER (or
+    TECHNIC_USE_GPU) says otherwise, Dask's threaded scheduler in this process. Spawning a
+    local cluster's worker processes, each importing the engine again, costs a one-shot scan
+    more than their parallelism wins back (``python -m bench.startup``); the Numba kernels
+    release the GIL. A performance report (``dashboard``) needs the cluster."""
+    chosen = {"cluster", "use_gpu"} & settings.model_fields_set
+    if chosen or dashboard or settings.use_gpu:
+        return settings
+    return settings.model_copy(update={"cluster": "threads"})
 
 
 app = typer.Typer(
@@ -274,7 +288,7 @@ def scan(
     from pipeline.scan import STAGES, execute, prepare
     from pipeline.store import BarStore
 
-    settings = get_settings()
+    settings = one_shot(get_settings(), dashboard=profile is not None)
     if demo and store is not None:
         raise typer.BadParameter("use either --demo or --store, not both", param_hint="--demo")
     path = settings.data_dir.expanduser() / "demo" if demo else _store(store)
@@ -292,13 +306,14 @@ def scan(
         trade_style=trade_style,
         settings=settings,
     )
-    if profile is not None and settings.effective_cluster == "sync":
+    if profile is not None and settings.effective_cluster in ("sync", "threads"):
         raise typer.BadParameter(
-            "a performance report needs a Dask cluster; TECHNIC_CLUSTER is sync",
+            f"a performance report needs a Dask cluster; TECHNIC_CLUSTER is "
+            f"{settings.effective_cluster}",
             param_hint="--profile",
         )
     with client_session(settings) as client:
-        err.print(f"[bold]Cluster:[/] {describe(client)}", soft_wrap=True)
+        err.print(f"[bold]Cluster:[/] {describe(client, settings)}", soft_wrap=True)
         with _profiled(profile), _progress() as bar:
             tasks = {s: bar.add_task(s.replace("_", " "), total=None) for s in STAGES}
 
@@ -332,7 +347,6 @@ def scan(
 
 def _profiled(path: Path | None):
     """A Dask performance report around the scan when ``path`` is given."""
-    import contextlib
 
     if path is None:
         return contextlib.nullcontext()
@@ -773,8 +787,33 @@ def main() -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    code: int = 0
     try:
         app()  # standalone: click prints usage errors itself, in one line, with exit status 2
     except (TechnicError, OSError) as exc:
         err.print(f"[red]error:[/] {exc}", soft_wrap=True)
-        raise SystemExit(2) from None
+        code = 2
+    except SystemExit as exc:
+        code = _exit_status(exc.code)
+    _exit_now(code)
+
+
+def _exit_status(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    err.print(str(code), soft_wrap=True, markup=False)
+    return 1
+
+
+def _exit_now(code: int) -> None:
+    """End the process once its work is done and its output flushed, without the
+    interpreter's teardown: unwinding a scan's imports and objects (Dask, Numba, pandas)
+    takes about a second that a one-shot command has no use for. Files are closed by then
+    (the commands write them in ``with`` blocks) and clusters closed by their sessions."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)

@@ -39,7 +39,7 @@ def start_client(settings: Settings | None = None) -> Client | None:
     every worker; ``None`` means Dask's local schedulers."""
     settings = settings or get_settings()
     mode = settings.effective_cluster
-    if mode == "sync":
+    if mode in ("sync", "threads"):  # Dask's local schedulers: nothing to start
         return None
     if mode.startswith("tcp://"):
         try:
@@ -205,9 +205,11 @@ def _quiet_dask_logs() -> None:
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
-def describe(client: Client | None) -> str:
+def describe(client: Client | None, settings: Settings | None = None) -> str:
     """One line for operators: where the scan runs and the dashboard link."""
     if client is None:
+        if settings is not None and settings.effective_cluster == "threads":
+            return f"threads ({os.cpu_count()} in this process, no dashboard)"
         return "sync scheduler (no cluster, no dashboard)"
     info = client.scheduler_info(n_workers=-1)
     workers = info.get("workers", {})

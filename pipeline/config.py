@@ -29,6 +29,7 @@ from pipeline.errors import ConfigError
 from pipeline.vocabulary import TRADE_STYLES
 
 log = logging.getLogger(__name__)
+CLUSTERS = ("local", "threads", "cuda", "sync")  # besides tcp://host:port
 
 TradeStyle = Annotated[str, AfterValidator(TRADE_STYLES.parse)]
 """A trade style: any name or alias of ``vocabulary.TRADE_STYLES``, read as its canonical name."""
@@ -65,7 +66,10 @@ class Settings(BaseSettings):
     )
     cluster: str = Field(
         "local",
-        description="Where partitions run: local, cuda, sync or tcp://host:port (TECHNIC_CLUSTER).",
+        description="Where partitions run: local (worker processes, dashboard), threads (this "
+        "process, no dashboard), cuda, sync or tcp://host:port. Unset, one-shot commands "
+        "('technic scan') run on threads, which start at once; long-lived ones on local "
+        "(TECHNIC_CLUSTER).",
     )
     max_workers: str | None = Field(
         None,
@@ -270,9 +274,9 @@ class Settings(BaseSettings):
     @classmethod
     def _check_cluster(cls, value: str) -> str:
         value = value.strip()
-        if value in {"local", "cuda", "sync"} or value.startswith("tcp://"):
+        if value in CLUSTERS or value.startswith("tcp://"):
             return value
-        raise ValueError("must be local, cuda, sync or tcp://host:port")
+        raise ValueError(f"must be {', '.join(CLUSTERS)} or tcp://host:port")
 
     @field_validator("store", mode="before")
     @classmethod

@@ -196,7 +196,7 @@ def execute(
 ) -> ScanResult:
     """Run a prepared scan (see :func:`run_scan`)."""
     settings = settings or get_settings()
-    if client is None and settings.effective_cluster != "sync":
+    if client is None and settings.effective_cluster not in ("sync", "threads"):
         client = _default_client()
     report = progress or (lambda stage, done, total: None)
     timings: dict[str, float] = {}

@@ -18,6 +18,8 @@ from tests.pipeline.test_store import damage_page
 
 HEADER = "ticker,date,open,high,low,close,volume\n"
 
+CLUSTER = {"TECHNIC_CLUSTER": "local"}  # the worker-process path (a one-shot default is threads)
+
 
 @pytest.fixture
 def sync(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,7 +115,7 @@ def test_scan_with_a_deleted_bar_file_on_the_cluster(store: Path, tmp_path: Path
     """The worker that fails to read the file logs no "Compute Failed" traceback block."""
     (gone,) = BarStore.open(store).files
     Path(gone.url).unlink()
-    proc = run_cli("scan", "--store", str(store), data_dir=tmp_path)
+    proc = run_cli("scan", "--store", str(store), data_dir=tmp_path, env=CLUSTER)
     assert "Cluster: 2 workers" in clean(proc.stderr)
     assert "Compute Failed" not in proc.stderr
     assert_user_error(proc, f"store file {gone.url} is missing", "rebuild the store")
@@ -123,7 +125,7 @@ def test_scan_of_a_bar_file_with_a_damaged_page_on_the_cluster(store: Path, tmp_
     bar_store = BarStore.open(store)
     (file,) = bar_store.files
     damage_page(bar_store, file.key, "open")
-    proc = run_cli("scan", "--store", str(store), data_dir=tmp_path)
+    proc = run_cli("scan", "--store", str(store), data_dir=tmp_path, env=CLUSTER)
     assert "Compute Failed" not in proc.stderr
     assert_user_error(proc, f"store file {file.url} is damaged", "checksum")
 

@@ -108,8 +108,31 @@ def test_scan_json_prints_only_the_snapshot(small_store: Path, data_dir: Path) -
     assert f"Snapshot: {snapshots / stem}.json" in err
 
 
+def test_a_one_shot_scan_runs_on_threads_unless_a_cluster_is_named(
+    small_store: Path, tmp_path: Path
+) -> None:
+    """No worker processes to spawn for one scan: Dask's threaded scheduler, same table."""
+    threads = ok(run_cli("scan", "--store", str(small_store), "--json", data_dir=tmp_path))
+    assert re.search(r"^Cluster: threads \(\d+ in this process, no dashboard\) *$",
+                     clean(threads.stderr), re.MULTILINE)  # fmt: skip
+    assert "workers=threads x" in threads.stderr
+    named = ok(
+        run_cli(
+            "scan", "--store", str(small_store), "--json", data_dir=tmp_path,
+            env={"TECHNIC_CLUSTER": "local"},
+        )
+    )  # fmt: skip
+    assert "Cluster: 2 workers" in clean(named.stderr)
+    assert json.loads(threads.stdout)["results"] == json.loads(named.stdout)["results"]
+
+
 def test_scan_prints_a_table_and_operator_lines(small_store: Path, tmp_path: Path) -> None:
-    proc = ok(run_cli("scan", "--store", str(small_store), "--top", "5", data_dir=tmp_path))
+    proc = ok(
+        run_cli(
+            "scan", "--store", str(small_store), "--top", "5", data_dir=tmp_path,
+            env={"TECHNIC_CLUSTER": "local"},
+        )
+    )  # fmt: skip
     out, err = clean(proc.stdout), clean(proc.stderr)
     assert re.search(r"Top 5 of \d+", out)
     assert "Ticker" in out and "Signal" in out
