@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -284,7 +285,6 @@ def scan(
     ] = None,
 ) -> None:
     """Scan the store, print the top rows and write the snapshot (JSON + Parquet)."""
-    from pipeline.cluster import client_session, describe
     from pipeline.scan import STAGES, execute, prepare
     from pipeline.store import BarStore
 
@@ -312,15 +312,17 @@ def scan(
             f"{settings.effective_cluster}",
             param_hint="--profile",
         )
-    with client_session(settings) as client:
-        err.print(f"[bold]Cluster:[/] {describe(client, settings)}", soft_wrap=True)
+    with _session(settings) as client:
+        err.print(f"[bold]Cluster:[/] {_describe(client, settings)}", soft_wrap=True)
         with _profiled(profile), _progress() as bar:
             tasks = {s: bar.add_task(s.replace("_", " "), total=None) for s in STAGES}
 
             def report(stage: str, done: int, total: int) -> None:
                 bar.update(tasks[stage], completed=done, total=total)
 
+            scan_started = time.perf_counter()
             result = execute(request, client=client, settings=settings, progress=report)
+            scan_ended = time.perf_counter()
     json_path, parquet_path = result.write(out_dir or settings.snapshot_dir)
     if profile is not None:
         err.print(f"Performance report: {profile} (open it in a browser)", soft_wrap=True)
@@ -343,11 +345,50 @@ def scan(
                     "'technic snapshots delete' or 'technic snapshots repoint')"
                 )
             err.print(f"Published {done.snapshot_id} to Redis{extra}", soft_wrap=True)
+    _command_perf(scan_started, scan_ended)
+
+
+def _session(settings: Settings):
+    """The command's Dask client, or none on Dask's local schedulers (``distributed`` is not
+    even imported for those)."""
+    if settings.effective_cluster in ("threads", "sync"):
+        return contextlib.nullcontext(None)
+    from pipeline.cluster import client_session
+
+    return client_session(settings)
+
+
+def _describe(client: object, settings: Settings) -> str:
+    if client is None:
+        from pipeline.scan import local_scheduler
+
+        return local_scheduler(settings)
+    from pipeline.cluster import describe
+
+    return describe(client)
+
+
+def _command_perf(scan_started: float, scan_ended: float) -> None:
+    """The line after ``[SCAN PERF]`` (which times the scan alone): what the command spent
+    around it, from the process's start: interpreter and imports, settings, the store's
+    generation, the cluster (start-up); snapshot files, output, publishing and closing the
+    cluster (after)."""
+    import psutil
+
+    now = time.perf_counter()
+    alive = time.time() - psutil.Process().create_time()
+    startup = alive - (now - scan_started)
+    logging.getLogger("pipeline.cli").info(
+        "[COMMAND PERF] start-up %.2fs, scan %.2fs, after the scan %.2fs (process %.2fs)",
+        startup,
+        scan_ended - scan_started,
+        now - scan_ended,
+        alive,
+    )
 
 
 def _profiled(path: Path | None):
     """A Dask performance report around the scan when ``path`` is given."""
-
     if path is None:
         return contextlib.nullcontext()
     from distributed import performance_report

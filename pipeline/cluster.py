@@ -208,9 +208,9 @@ def _quiet_dask_logs() -> None:
 def describe(client: Client | None, settings: Settings | None = None) -> str:
     """One line for operators: where the scan runs and the dashboard link."""
     if client is None:
-        if settings is not None and settings.effective_cluster == "threads":
-            return f"threads ({os.cpu_count()} in this process, no dashboard)"
-        return "sync scheduler (no cluster, no dashboard)"
+        from pipeline.scan import local_scheduler
+
+        return local_scheduler(settings)
     info = client.scheduler_info(n_workers=-1)
     workers = info.get("workers", {})
     threads = sum(w.get("nthreads", 0) for w in workers.values())

@@ -30,13 +30,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
 import dask.dataframe as dd
 import pandas as pd
 from dask.callbacks import Callback
-from distributed import Client, as_completed, futures_of
 
 from pipeline import cudf_frame, features, hygiene, redis_conn, scoring, snapshots
 from pipeline.cache import BarCache, count_outcomes
@@ -47,6 +46,9 @@ from pipeline.schema import DATE
 from pipeline.storage import Location
 from pipeline.store import BarStore, Generation
 from pipeline.vocabulary import TRADE_STYLES, match_sectors
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +268,8 @@ def _read(
     )
     if client is not None:
         bars = client.persist(frame)
+        from distributed import futures_of
+
         _wait(futures_of(bars), "read", report)
     else:  # local schedulers: reading is fused into the next stage (see module docstring)
         bars = frame
@@ -463,6 +467,22 @@ def _session(store: Generation, requested: pd.Timestamp | None) -> pd.Timestamp 
     return dates[dates <= requested][-1]
 
 
+def local_get(*, sync: bool) -> Callable:
+    """Dask's synchronous or threaded scheduler as a function: named by a string, Dask
+    first imports ``distributed`` to look for a client (a third of a second at start-up)."""
+    import dask.local
+    import dask.threaded
+
+    return dask.local.get_sync if sync else dask.threaded.get
+
+
+def local_scheduler(settings: Settings | None) -> str:
+    """Where a scan without a Dask client runs, in words."""
+    if settings is not None and settings.effective_cluster == "threads":
+        return f"threads ({os.cpu_count()} in this process, no dashboard)"
+    return "sync scheduler (no cluster, no dashboard)"
+
+
 def scan_device(settings: Settings) -> str:
     """Where the indicator kernels run: ``cuda`` on the cuda cluster with a usable GPU here,
     else ``cpu``."""
@@ -474,6 +494,8 @@ def scan_device(settings: Settings) -> str:
 
 
 def _default_client() -> Client | None:
+    from distributed import Client
+
     try:
         return Client.current()
     except ValueError:
@@ -508,12 +530,14 @@ def _benchmark(
         )
         return None
     bars = load_bars(store, tickers=[ticker], end=cutoff, cache=cache)
-    bars = bars.compute(scheduler="sync")
+    bars = bars.compute(scheduler=local_get(sync=True))
     bars = bars[bars["close"] > 0].sort_values(DATE)
     return features.Benchmark(dates=bars[DATE].to_numpy(), close=bars["close"].to_numpy())
 
 
 def _wait(futures: list, stage: str, report: Progress) -> None:
+    from distributed import as_completed
+
     for done, _ in enumerate(as_completed(futures), start=1):
         report(stage, done, len(futures))
 
@@ -529,7 +553,7 @@ def _gather(
         _wait(futures, "indicators", report)
         results = client.gather(futures)
     else:
-        scheduler = "sync" if settings.effective_cluster == "sync" else "threads"
+        scheduler = local_get(sync=settings.effective_cluster == "sync")
         with _LocalProgress("indicators", [p.key for p in parts], report):
             results = dask.compute(*parts, scheduler=scheduler)
     return pd.concat(results), count_outcomes(results)
