@@ -1,4 +1,4 @@
-"""Bar store → Dask DataFrame indexed by ticker, with known divisions, and segment bounds.
+"""Bar store → Dask DataFrame indexed by ticker, with known divisions.
 
 Each store file becomes one partition. Files hold whole tickers in sorted order, so the first
 ticker of each file gives the divisions without reading any data, and per-ticker work needs no
@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import dask.dataframe as dd
-import numpy as np
 import pandas as pd
 
 from pipeline.cache import OUTCOME, BarCache
 from pipeline.errors import StoreError
-from pipeline.schema import empty_bars, run_starts
+from pipeline.schema import empty_bars
 from pipeline.store import BarStore, Generation, read_bytes, read_file
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ def load_bars(
         read, meta = cudf_frame.read_partition, cudf_frame.meta()
     else:
         read, meta = _read_partition, empty_bars()
+    import dask.dataframe as dd  # on first use: a second of imports a service may never need
+
     return dd.from_map(
         read,
         specs,
@@ -101,15 +104,3 @@ def _read_partition(spec: tuple, cache: BarCache | None = None) -> pd.DataFrame:
     cache.put_bytes(key, data)
     frame.attrs[OUTCOME] = "miss"
     return frame
-
-
-def segment_bounds(index: pd.Index) -> np.ndarray:
-    """Start offset of each ticker's run in a ticker-grouped ``index``, plus the total length.
-
-    ``bounds[i]:bounds[i+1]`` is the i-th ticker's slice; a frame of ``k`` tickers gives
-    ``k + 1`` bounds. This is what every segmented kernel takes.
-    """
-    values = index.array
-    arrow = getattr(values, "_pa_array", None)  # Arrow-backed strings
-    starts = run_starts(arrow if arrow is not None else np.asarray(values))
-    return np.r_[starts, len(index)].astype(np.int64)

@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.frame import segment_bounds
 from pipeline.kernels import cleaning
-from pipeline.schema import BAR_COLUMNS, DATE, DATE_DTYPE, TICKER
+from pipeline.schema import BAR_COLUMNS, DATE, DATE_DTYPE, TICKER, segment_bounds
 
 REASONS: tuple[str, ...] = (
     "duplicate_date",

@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import hygiene
-from pipeline.frame import segment_bounds
-from pipeline.schema import DATE, empty_bars, run_starts
+from pipeline.schema import DATE, empty_bars, run_starts, segment_bounds
 from pipeline.store import Generation, StoreFile, read_bytes, read_file
 
 RECENT_SESSIONS = 260  # a year of sessions: the detail screen asks for 90 days

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dask
-import dask.dataframe as dd
 import pandas as pd
 from dask.callbacks import Callback
 
@@ -48,6 +47,7 @@ from pipeline.store import BarStore, Generation
 from pipeline.vocabulary import TRADE_STYLES, match_sectors
 
 if TYPE_CHECKING:
+    import dask.dataframe as dd
     from distributed import Client
 
 log = logging.getLogger(__name__)

@@ -140,3 +140,15 @@ def run_starts(tickers: pa.Array | pa.ChunkedArray | np.ndarray) -> np.ndarray:
     else:
         changed = tickers[1:] != tickers[:-1]
     return np.r_[0, np.flatnonzero(changed) + 1].astype(np.int64)
+
+
+def segment_bounds(index: pd.Index) -> np.ndarray:
+    """Start offset of each ticker's run in a ticker-grouped ``index``, plus the total length.
+
+    ``bounds[i]:bounds[i+1]`` is the i-th ticker's slice; a frame of ``k`` tickers gives
+    ``k + 1`` bounds. This is what every segmented kernel takes.
+    """
+    values = index.array
+    arrow = getattr(values, "_pa_array", None)  # Arrow-backed strings
+    starts = run_starts(arrow if arrow is not None else np.asarray(values))
+    return np.r_[starts, len(index)].astype(np.int64)

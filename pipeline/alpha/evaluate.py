@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.frame import segment_bounds
+from pipeline.schema import segment_bounds
 
 MIN_NAMES = 20
 BASELINES = ("momentum_12_1", "short_term_reversal", "random")

@@ -10,8 +10,16 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import StoreError, TechnicError, UnknownTickerError
-from pipeline.frame import load_bars, segment_bounds
-from pipeline.schema import BAR_COLUMNS, BAR_DTYPES, TICKER, TICKER_DTYPE, empty_bars, validate_bars
+from pipeline.frame import load_bars
+from pipeline.schema import (
+    BAR_COLUMNS,
+    BAR_DTYPES,
+    TICKER,
+    TICKER_DTYPE,
+    empty_bars,
+    segment_bounds,
+    validate_bars,
+)
 from pipeline.store import BarStore
 
 

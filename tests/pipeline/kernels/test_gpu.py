@@ -87,8 +87,7 @@ def to_device_columns(bars):
     :func:`pipeline.cudf_frame.device_columns` makes of a cuDF partition)."""
     from numba import cuda
 
-    from pipeline.frame import segment_bounds
-    from pipeline.schema import BAR_COLUMNS, DATE
+    from pipeline.schema import BAR_COLUMNS, DATE, segment_bounds
 
     bounds = segment_bounds(bars.index)
     tickers = bars.index[bounds[:-1]]
