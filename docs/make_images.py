@@ -83,7 +83,7 @@ def scan_picture(store: Path, data: Path) -> tuple[pd.DataFrame, Path]:
     json_path, parquet_path = result.write(data / "snapshots")
     terminal_png(
         [
-            Text("$ technic scan --demo", style="bold"),
+            Text("$ TECHNIC_CLUSTER=local technic scan --demo", style="bold"),
             Text.from_markup(f"[bold]Cluster:[/] {where}"),
             bar.get_renderable(),
             _table(result.table, 15),
