@@ -8,6 +8,7 @@ scan jobs and the Dask client (started on the first scan job). Run it with
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,10 +30,25 @@ from service.history import RecentHistory
 from service.limits import BodyLimit
 from service.response_cache import ResponseCache
 from service.routes import cluster, copilot, health, jobs, scan, scans, symbols
-from service.snapshot_cache import SnapshotCache
+from service.snapshot_cache import Current, SnapshotCache
 
 DESCRIPTION = """Technic serves the latest finished stock scan in milliseconds and starts new
 scans on its Dask cluster. The app's endpoints follow its contract; writes need `X-API-Key`."""
+
+
+def _prepare(app: FastAPI, settings: Settings, snapshot: Current) -> None:
+    """What a new snapshot's first requests would otherwise wait for: the app's first-open
+    answer now (tens of ms, before the snapshot is served), its presets (re-ranked) and the
+    recent bars of its charts in the background."""
+    app.state.history.prefetch(history_key(settings, snapshot), snapshot.document)
+    first, *presets = scan.APP_BODIES
+    scan.warm(app.state.snapshots, snapshot, (first,))
+    threading.Thread(
+        target=scan.warm,
+        args=(app.state.snapshots, snapshot, tuple(presets)),
+        name="warm-scan",
+        daemon=True,
+    ).start()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,9 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             current.redis_prefix,
             current.snapshot_poll_interval,
             on_reconnect=lambda: snapshots.push(settings=current, conn=conn),
-            on_snapshot=lambda snapshot: app.state.history.prefetch(
-                history_key(current, snapshot), snapshot.document
-            ),
+            on_snapshot=lambda snapshot: _prepare(app, current, snapshot),
         )
         app.state.cluster = SharedClient(current)
         app.state.jobs = ScanJobs(conn, current, app.state.cluster) if conn else None

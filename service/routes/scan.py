@@ -7,6 +7,8 @@ holding the same answer gets a 304). Requests never run a scan.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gzip
 import hashlib
 from typing import Any
@@ -26,6 +28,14 @@ from service.snapshot_cache import Current, SnapshotCache
 
 router = APIRouter(tags=["app"])
 IDEAS_TAB = 20  # cards on the Ideas tab
+# What the app sends by itself (app-contract.md): first open, then its three presets. Their
+# answers are made when a snapshot arrives (:func:`warm`), so no user waits for the first.
+APP_BODIES = (
+    {"max_symbols": 6000, "trade_style": "Short-term swing", "min_tech_rating": 0.0},
+    {"max_symbols": 6000, "trade_style": "Position", "min_tech_rating": 7.0, "lookback_days": 180},
+    {"max_symbols": 6000, "trade_style": "Swing", "min_tech_rating": 5.0, "lookback_days": 90},
+    {"max_symbols": 6000, "trade_style": "Day", "min_tech_rating": 3.0, "lookback_days": 30},
+)
 
 
 def _ranked(cache: SnapshotCache, snapshot: Current, style: str | None) -> dict[str, Any]:
@@ -46,6 +56,24 @@ def _bundle(cache: SnapshotCache, snapshot: Current, query: queries.ScannerQuery
     except UnknownSectorError as exc:
         raise ApiError(422, "unknown_sector", str(exc), field="sectors", valid=exc.valid) from None
     return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _answer(
+    cache: SnapshotCache, snapshot: Current, query: queries.ScannerQuery, zipped: bool
+) -> bytes:
+    data = snapshot.memo(("scan", query), lambda: _bundle(cache, snapshot, query))
+    return gzip.compress(data, 6, mtime=0) if zipped else data
+
+
+def warm(cache: SnapshotCache, snapshot: Current, bodies: tuple[dict, ...] = APP_BODIES) -> None:
+    """Make the answers to ``bodies`` (plain and gzip) for a new snapshot before anyone asks;
+    a body that fails here fails again, and says why, when a request asks for it."""
+    for body in bodies:
+        query = ScanFilter(**body).query()
+        for zipped in (True, False):
+            with contextlib.suppress(Exception):
+                make = functools.partial(_answer, cache, snapshot, query, zipped)
+                snapshot.memo(("scan", query, zipped), make)
 
 
 @router.post(
@@ -75,11 +103,9 @@ async def scan(
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
 
-    def make() -> bytes:
-        data = snapshot.memo(("scan", query), lambda: _bundle(cache, snapshot, query))
-        return gzip.compress(data, 6, mtime=0) if zipped else data
-
-    data = await snapshot.amemo(("scan", query, zipped), make)
+    data = await snapshot.amemo(
+        ("scan", query, zipped), lambda: _answer(cache, snapshot, query, zipped)
+    )
     if zipped:
         headers["Content-Encoding"] = "gzip"
     return Response(data, media_type="application/json", headers=headers)
