@@ -44,6 +44,7 @@ from pipeline.store import (
 from tests.conftest import REPO, run_cli
 from tests.pipeline.test_cli import assert_user_error, ok
 from tests.pipeline.test_store import SPEC, make_bars
+from tests.pipeline.test_store_update import day_bars
 
 FOLDERS = ("manifests", "bars", "meta")
 
@@ -80,21 +81,6 @@ def assert_files_exist(store: BarStore) -> None:
 def assert_exactly_once(bars: pd.DataFrame) -> None:
     keys = bars.reset_index()[["ticker", "date"]]
     assert not keys.duplicated().any(), keys[keys.duplicated(keep=False)]
-
-
-def day_bars(tickers: list[str], day: str, close: float = 100.0) -> pd.DataFrame:
-    n = len(tickers)
-    return pd.DataFrame(
-        {
-            "ticker": tickers,
-            "date": pd.Timestamp(day),
-            "open": np.full(n, close),
-            "high": np.full(n, close + 1),
-            "low": np.full(n, close - 1),
-            "close": np.full(n, close),
-            "volume": np.full(n, 500.0),
-        }
-    )
 
 
 @contextlib.contextmanager
