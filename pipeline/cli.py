@@ -46,7 +46,7 @@ def get_settings() -> Settings:
 
 def one_shot(settings: Settings, *, dashboard: bool = False) -> Settings:
     """The settings of a command that runs once and exits: unless TECHNIC_CLUSTER (or
-    TECHNIC_USE_GPU) says otherwise, Dask's threaded scheduler in this process. Spawning a
+    TECHNIC_USE_GPU) says otherwise, a thread per core in this process. Spawning a
     local cluster's worker processes, each importing the engine again, costs a one-shot scan
     more than their parallelism wins back (``python -m bench.startup``); the Numba kernels
     release the GIL. A performance report (``dashboard``) needs the cluster."""
@@ -349,7 +349,7 @@ def scan(
 
 
 def _session(settings: Settings):
-    """The command's Dask client, or none on Dask's local schedulers (``distributed`` is not
+    """The command's Dask client, or none for threads or sync (``distributed`` is not
     even imported for those)."""
     if settings.effective_cluster in ("threads", "sync"):
         return contextlib.nullcontext(None)

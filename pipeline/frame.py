@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
@@ -27,6 +28,49 @@ if TYPE_CHECKING:
     import dask.dataframe as dd
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BarReads:
+    """A read of a store planned file by file: one spec per file (file, tickers, start, end,
+    cache key), the divisions they give, and the cache they go through. A Dask DataFrame
+    maps :meth:`read` over the specs (:func:`load_bars`); a scan without a cluster maps it
+    itself, so a one-shot command never imports ``dask.dataframe``."""
+
+    specs: list[tuple]
+    divisions: list[str]
+    cache: BarCache | None
+
+    def read(self, spec: tuple) -> pd.DataFrame:
+        """One file's bars (ticker index); ``attrs["bar_cache"]`` says how it was read."""
+        return _read_partition(spec, self.cache)
+
+
+def plan_reads(
+    store: str | os.PathLike[str] | Generation,
+    tickers: list[str] | None = None,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    cache: BarCache | None = None,
+) -> BarReads:
+    """The files of ``store`` holding ``tickers`` (all when None) between ``start`` and
+    ``end`` (inclusive), each read through ``cache`` when it is enabled (see
+    :func:`load_bars`). An unknown ticker raises :class:`UnknownTickerError`."""
+    generation = store if isinstance(store, Generation) else BarStore.open(store).current()
+    cached = cache is not None and cache.enabled
+    selected = generation.select(tickers)
+    lo = None if start is None else pd.Timestamp(start)
+    hi = None if end is None else pd.Timestamp(end)
+    keys: list[str | None] = [None] * len(selected)
+    if cached:
+        identity = f"{generation.url}@{generation.manifest.get('written_at', '')}"
+        keys = [cache.key(generation.data_version, f.name, store=identity) for f, _ in selected]
+    specs = [
+        (f, hit if tickers is not None else None, lo, hi, key)
+        for (f, hit), key in zip(selected, keys, strict=True)
+    ]
+    divisions = [hit[0] for _, hit in selected] + [selected[-1][1][-1]]
+    return BarReads(specs, divisions, cache if cached else None)
 
 
 def load_bars(
@@ -48,23 +92,8 @@ def load_bars(
     ``backend="cudf"`` reads the partitions into GPU memory as cuDF frames, without the cache
     (see :mod:`pipeline.cudf_frame`).
     """
-    if backend == "cudf":
-        cache = None
-    generation = store if isinstance(store, Generation) else BarStore.open(store).current()
-    cached = cache is not None and cache.enabled
-    selected = generation.select(tickers)
-    lo = None if start is None else pd.Timestamp(start)
-    hi = None if end is None else pd.Timestamp(end)
-    keys: list[str | None] = [None] * len(selected)
-    if cached:
-        identity = f"{generation.url}@{generation.manifest.get('written_at', '')}"
-        keys = [cache.key(generation.data_version, f.name, store=identity) for f, _ in selected]
-    specs = [
-        (f, hit if tickers is not None else None, lo, hi, key)
-        for (f, hit), key in zip(selected, keys, strict=True)
-    ]
-    divisions = [hit[0] for _, hit in selected] + [selected[-1][1][-1]]
-    extra = {"cache": cache} if cached else {}
+    reads = plan_reads(store, tickers, start, end, None if backend == "cudf" else cache)
+    extra = {"cache": reads.cache} if reads.cache is not None else {}
     if backend == "cudf":
         from pipeline import cudf_frame
 
@@ -75,9 +104,9 @@ def load_bars(
 
     return dd.from_map(
         read,
-        specs,
+        reads.specs,
         meta=meta,
-        divisions=divisions,
+        divisions=reads.divisions,
         label="read-bars",
         enforce_metadata=False,
         **extra,

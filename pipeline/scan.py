@@ -4,10 +4,13 @@ Stages (each timed, each reporting partitions done to an optional progress callb
 
 ``read``           the store's files into partitions (persisted on the workers; cuDF frames
                    in GPU memory on the cuda cluster where cuDF is installed), plus the
-                   benchmark's closes; on Dask's local schedulers (no client) reading is
-                   fused into the next stage, which then includes it
+                   benchmark's closes; without a cluster (TECHNIC_CLUSTER=threads or
+                   sync) the files are only planned here and read by the next stage
 ``indicators``     ``map_partitions(latest_features)``: hygiene, indicators, features and
-                   signals per partition; only one row per ticker comes back
+                   signals per partition; only one row per ticker comes back. Without a
+                   cluster, the same function is mapped over the files on a thread per core
+                   (or one after another for sync) in this process: no task graph, and no
+                   ``dask.dataframe`` or ``distributed`` import for a one-shot command
 ``alpha``          the ML model: the newest compatible one in TECHNIC_MODELS_DIR trained on
                    this store's universe (or the one TECHNIC_ALPHA_MODEL names) is looked
                    up before ``indicators``, whose tasks also compute its features at each
@@ -21,26 +24,26 @@ Stages (each timed, each reporting partitions done to an optional progress callb
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import dask
 import pandas as pd
-from dask.callbacks import Callback
 
 from pipeline import cudf_frame, features, hygiene, redis_conn, scoring, snapshots
 from pipeline.cache import BarCache, count_outcomes
 from pipeline.config import Settings, TradeStyle, get_settings
 from pipeline.errors import ConfigError, StoreError
-from pipeline.frame import load_bars
+from pipeline.frame import BarReads, load_bars, plan_reads
 from pipeline.schema import DATE
 from pipeline.storage import Location
 from pipeline.store import BarStore, Generation
@@ -168,9 +171,10 @@ def run_scan(
     """Scan the store and return the ranked table, snapshot document and timings.
 
     ``client`` runs the partitions on a Dask cluster; without one, the scan uses the current
-    default distributed client if there is one (unless TECHNIC_CLUSTER=sync), else Dask's
-    threaded scheduler. Scores are computed over every ticker read (``tickers`` narrows
-    that); ``sectors``, ``min_price`` and ``min_dollar_volume`` then filter the ranked rows.
+    default distributed client if there is one (unless TECHNIC_CLUSTER is threads or sync),
+    else a thread per core in this process. Scores are computed over every ticker read
+    (``tickers`` narrows that); ``sectors``, ``min_price`` and ``min_dollar_volume`` then
+    filter the ranked rows.
     ``as_of`` scans a past date using only bars up to it.
     """
     settings = settings or get_settings()
@@ -250,7 +254,7 @@ class _Inputs:
     cache: BarCache | None
     benchmark: features.Benchmark | None
     device: str
-    bars: dd.DataFrame  # persisted on the cluster's workers when there is a client
+    bars: dd.DataFrame | BarReads  # persisted on the workers with a client; planned without
 
 
 def _read(
@@ -258,21 +262,22 @@ def _read(
 ) -> _Inputs:
     generation = request.generation
     bar_cache = _bar_cache(settings, generation)
-    device = scan_device(settings)
-    frame = load_bars(
-        generation,
-        tickers=request.tickers,
-        end=request.as_of,
-        cache=bar_cache,
-        backend="cudf" if device == "cuda" and cudf_frame.available() else "pandas",
-    )
+    device = scan_device(settings) if client is not None else "cpu"
+    bars: dd.DataFrame | BarReads
     if client is not None:
+        frame = load_bars(
+            generation,
+            tickers=request.tickers,
+            end=request.as_of,
+            cache=bar_cache,
+            backend="cudf" if device == "cuda" and cudf_frame.available() else "pandas",
+        )
         bars = client.persist(frame)
         from distributed import futures_of
 
         _wait(futures_of(bars), "read", report)
-    else:  # local schedulers: reading is fused into the next stage (see module docstring)
-        bars = frame
+    else:  # no cluster: the indicators stage reads the files (see the module docstring)
+        bars = plan_reads(generation, tickers=request.tickers, end=request.as_of, cache=bar_cache)
     return _Inputs(
         store=generation,
         cache=bar_cache,
@@ -293,6 +298,12 @@ def _indicators(
 
         meta = meta.assign(**{c: pd.Series([], dtype=t) for c, t in COLUMNS.items()})
         extra = {"extra": LatestAlpha.of(model), "extra_columns": tuple(COLUMNS)}
+    if isinstance(inputs.bars, BarReads):
+        latest = functools.partial(
+            features.latest_features, benchmark=inputs.benchmark, device=inputs.device, **extra
+        )
+        sync = settings.effective_cluster == "sync"
+        return _map_locally(inputs.bars, latest, sync, report)
     latest_frame = inputs.bars.map_partitions(
         features.latest_features,
         benchmark=inputs.benchmark,
@@ -300,7 +311,7 @@ def _indicators(
         device=inputs.device,
         **extra,
     )
-    return _gather(latest_frame, client, settings, report)
+    return _gather(latest_frame, client, report)
 
 
 def _alpha_info(model: Any, reason: str, settings: Settings) -> dict[str, Any]:
@@ -467,15 +478,6 @@ def _session(store: Generation, requested: pd.Timestamp | None) -> pd.Timestamp 
     return dates[dates <= requested][-1]
 
 
-def local_get(*, sync: bool) -> Callable:
-    """Dask's synchronous or threaded scheduler as a function: named by a string, Dask
-    first imports ``distributed`` to look for a client (a third of a second at start-up)."""
-    import dask.local
-    import dask.threaded
-
-    return dask.local.get_sync if sync else dask.threaded.get
-
-
 def local_scheduler(settings: Settings | None) -> str:
     """Where a scan without a Dask client runs, in words."""
     if settings is not None and settings.effective_cluster == "threads":
@@ -529,8 +531,8 @@ def _benchmark(
             "benchmark %s is not in the store: relative strength and regime are null", ticker
         )
         return None
-    bars = load_bars(store, tickers=[ticker], end=cutoff, cache=cache)
-    bars = bars.compute(scheduler=local_get(sync=True))
+    reads = plan_reads(store, tickers=[ticker], end=cutoff, cache=cache)
+    bars = pd.concat([reads.read(spec) for spec in reads.specs])
     bars = bars[bars["close"] > 0].sort_values(DATE)
     return features.Benchmark(dates=bars[DATE].to_numpy(), close=bars["close"].to_numpy())
 
@@ -543,34 +545,37 @@ def _wait(futures: list, stage: str, report: Progress) -> None:
 
 
 def _gather(
-    frame: dd.DataFrame, client: Client | None, settings: Settings, report: Progress
+    frame: dd.DataFrame, client: Client, report: Progress
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Compute every partition of ``frame`` and concatenate them (small: one row per ticker);
-    also count how the partitions' bars were read (bar cache hit, miss or off)."""
-    parts = frame.to_delayed()
-    if client is not None:
-        futures = client.compute(parts)
-        _wait(futures, "indicators", report)
-        results = client.gather(futures)
-    else:
-        scheduler = local_get(sync=settings.effective_cluster == "sync")
-        with _LocalProgress("indicators", [p.key for p in parts], report):
-            results = dask.compute(*parts, scheduler=scheduler)
+    """Compute every partition of ``frame`` on the cluster and concatenate them (small: one
+    row per ticker); also count how the partitions' bars were read (bar cache outcomes)."""
+    futures = client.compute(frame.to_delayed())
+    _wait(futures, "indicators", report)
+    results = client.gather(futures)
     return pd.concat(results), count_outcomes(results)
 
 
-class _LocalProgress(Callback):
-    """Reports finished output partitions when Dask's threaded scheduler runs the graph."""
-
-    def __init__(self, stage: str, keys: list, report: Progress):
-        super().__init__()
-        self.stage, self.report, self.done = stage, report, 0
-        self.outputs = set(keys)
-
-    def _posttask(self, key, result, dsk, state, worker_id):
-        if key in self.outputs:
-            self.done += 1
-            self.report(self.stage, self.done, len(self.outputs))
+def _map_locally(
+    reads: BarReads, latest: Callable[[pd.DataFrame], pd.DataFrame], sync: bool, report: Progress
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``latest(read(file))`` for every planned file, in this process: one after another
+    (``sync``) or on a thread per core (the Numba kernels release the GIL), in file order."""
+    total = len(reads.specs)
+    results: list[pd.DataFrame | None] = [None] * total
+    if sync:
+        for i, spec in enumerate(reads.specs):
+            results[i] = latest(reads.read(spec))
+            report("indicators", i + 1, total)
+    else:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            pending = {
+                pool.submit(lambda s: latest(reads.read(s)), spec): i
+                for i, spec in enumerate(reads.specs)
+            }
+            for done, future in enumerate(as_completed(pending), start=1):
+                results[pending[future]] = future.result()
+                report("indicators", done, total)
+    return pd.concat(results), count_outcomes(results)
 
 
 def _statuses(latest: pd.DataFrame, scan_date: pd.Timestamp, settings: Settings) -> pd.Series:

@@ -44,7 +44,6 @@ from pipeline.alpha.folds import walk_forward as make_folds
 from pipeline.config import Settings, get_settings
 from pipeline.errors import ConfigError
 from pipeline.frame import load_bars
-from pipeline.scan import local_get
 from pipeline.store import BarStore
 
 log = logging.getLogger(__name__)
@@ -133,9 +132,8 @@ def build_panel(
             report("panel", done, len(futures))
         results = client.gather(futures)
     else:
-        results = dask.compute(
-            *parts, scheduler=local_get(sync=settings.effective_cluster == "sync")
-        )
+        scheduler = "sync" if settings.effective_cluster == "sync" else "threads"
+        results = dask.compute(*parts, scheduler=scheduler)
         report("panel", len(parts), len(parts))
     data = pd.concat(results)
     data = data[data.index != settings.benchmark]
