@@ -4,6 +4,7 @@ now?), with what is and is not available."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,8 @@ from service.snapshot_cache import Current
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])
+STORE_CHECK_SECONDS = 30.0
+_store_checked: dict[str, tuple[float, bool]] = {}  # store URL → (monotonic time, answer)
 
 
 def snapshot_age(current: Current) -> float | None:
@@ -34,12 +37,23 @@ def snapshot_age(current: Current) -> float | None:
 
 def _store_reachable(url: str) -> bool:
     """Whether the bar store is there and answers (a bucket that refuses is False, not an
-    error: the service still serves snapshots without it)."""
+    error: the service still serves snapshots without it). A store found, or a bucket that
+    failed, is not asked again for STORE_CHECK_SECONDS: health checks come every few seconds
+    and an unreachable bucket answers only after its timeouts."""
+    now = time.monotonic()
+    known = _store_checked.get(url)
+    if known is not None and now - known[0] < STORE_CHECK_SECONDS:
+        return known[1]
     try:
-        return BarStore(url).exists()
+        found = BarStore(url).exists()
     except TechnicError as exc:
         log.warning("health: bar store %s unavailable: %s", url, exc)
-        return False
+        found = False
+    else:
+        if not found:  # not created yet: the next check looks again
+            return False
+    _store_checked[url] = (now, found)
+    return found
 
 
 def _status(cache: CacheDep, settings: SettingsDep) -> tuple[dict[str, Any], Current | None]:
