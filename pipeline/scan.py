@@ -24,19 +24,22 @@ Stages (each timed, each reporting partitions done to an optional progress callb
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import logging
 import math
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline import cudf_frame, features, hygiene, redis_conn, scoring, snapshots
@@ -227,14 +230,15 @@ def execute(
     timings["alpha"] = alpha_lookup + time.perf_counter() - tic
 
     tic = time.perf_counter()
-    table, statuses, meta = _cross_section(request, inputs, latest, model, settings)
-    counts = meta["hygiene"]
-    meta.update(
-        timings=timings,
-        model=alpha_info,
-        cache={"bars": {**reads, "ttl": inputs.cache.ttl if inputs.cache is not None else 0}},
-    )
-    document = snapshots.build(table, meta)
+    with _no_cycle_collection():
+        table, statuses, meta = _cross_section(request, inputs, latest, model, settings)
+        counts = meta["hygiene"]
+        meta.update(
+            timings=timings,
+            model=alpha_info,
+            cache={"bars": {**reads, "ttl": inputs.cache.ttl if inputs.cache is not None else 0}},
+        )
+        document = snapshots.build(table, meta)
     report("cross_section", 1, 1)
     timings["cross_section"] = time.perf_counter() - tic
     timings["total"] = time.perf_counter() - started
@@ -360,9 +364,15 @@ def _cross_section(
             len(stocks),
             f"{scan_date:%Y-%m-%d}",
         )
-    scored = latest[statuses == "ok"].join(inputs.store.universe, how="left")
-    scored = scored.rename(columns={"sector": "Sector", "industry": "Industry"})
-    scored[["Sector", "Industry"]] = scored[["Sector", "Industry"]].fillna("Unknown")
+    scored = latest[(statuses == "ok").to_numpy()]
+    universe = inputs.store.universe.reindex(scored.index)
+    labels = {"sector": "Sector", "industry": "Industry"}
+    scored = scored.assign(
+        **{
+            labels.get(c, c): universe[c].fillna("Unknown") if c in labels else universe[c]
+            for c in universe.columns
+        }
+    )
     alpha = win_prob = None
     if model is not None:
         from pipeline.alpha.inference import scales
@@ -399,6 +409,20 @@ def _cross_section(
         "universe_rules": {"min_history": settings.min_history, "stale_days": settings.stale_days},
     }
     return table, statuses, meta
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector while the cross-section builds its ~10⁵ small,
+    acyclic objects (rows, strings): its passes over the whole heap otherwise cost 30–150 ms
+    of a 0.1 s stage. Reference counting still frees everything; the collector resumes after."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _log_scan(
@@ -581,13 +605,14 @@ def _map_locally(
 def _statuses(latest: pd.DataFrame, scan_date: pd.Timestamp, settings: Settings) -> pd.Series:
     """Why each ticker is or is not scored: ok, benchmark, no_clean_bars, short_history,
     stale (last bar more than ``stale_days`` before the scan date)."""
-    status = pd.Series("ok", index=latest.index, dtype="object")
-    stale = latest["last_date"] < scan_date - pd.Timedelta(days=settings.stale_days)
-    status[stale] = "stale"
-    status[latest["bars"] < settings.min_history] = "short_history"
-    status[latest["bars"] == 0] = "no_clean_bars"
-    status[latest.index == settings.benchmark] = "benchmark"
-    return status
+    bars = latest["bars"].to_numpy()
+    stale = latest["last_date"].to_numpy() < (scan_date - pd.Timedelta(days=settings.stale_days))
+    status = np.select(
+        [latest.index == settings.benchmark, bars == 0, bars < settings.min_history, stale],
+        ["benchmark", "no_clean_bars", "short_history", "stale"],
+        "ok",
+    )
+    return pd.Series(status, index=latest.index, dtype="object")
 
 
 def _unscored(statuses: pd.Series, filtered: pd.Index) -> dict[str, list[str]]:

@@ -67,12 +67,15 @@ def pct(values: pd.Series) -> pd.Series:
 
 def weighted_mean(parts: dict[str, pd.Series], weights: dict[str, float]) -> pd.Series:
     """Row-wise weighted mean of ``parts``, skipping NaN parts and renormalising their weights."""
-    frame = pd.DataFrame(parts)
-    w = pd.Series(weights, dtype="float64")[frame.columns]
-    present = frame.notna()
-    total = (frame.fillna(0.0) * w).sum(axis=1)
-    norm = (present * w).sum(axis=1)
-    return (total / norm).where(norm > 0)
+    values = np.stack([np.asarray(v, dtype="float64") for v in parts.values()])
+    w = np.array([weights[name] for name in parts])[:, None]
+    present = ~np.isnan(values)
+    total = np.where(present, values, 0.0) * w
+    norm = present * w
+    total, norm = total.sum(axis=0), norm.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(norm > 0, total / norm, np.nan)
+    return pd.Series(mean, index=next(iter(parts.values())).index)
 
 
 def tech_components(t: pd.DataFrame, style: TradeStyle) -> pd.DataFrame:
@@ -86,40 +89,33 @@ def tech_components(t: pd.DataFrame, style: TradeStyle) -> pd.DataFrame:
     - rsi: 100 − 2.5·|RSI14 − 60|, clipped to 0–100 (healthy momentum scores best);
     - flow: MFI(14), volume-weighted buying pressure.
     """
-    checks = pd.DataFrame(
-        {
-            "c20": t["dist_sma20"] > 0,
-            "c50": t["dist_sma50"] > 0,
-            "c200": t["dist_sma200"] > 0,
-            "golden": t["sma50_vs_sma200"] > 0,
-        }
-    ).where(
-        pd.DataFrame(
-            {
-                "c20": t["dist_sma20"].notna(),
-                "c50": t["dist_sma50"].notna(),
-                "c200": t["dist_sma200"].notna(),
-                "golden": t["sma50_vs_sma200"].notna(),
-            }
-        )
-    )
-    trend = checks.astype("float64").mean(axis=1) * 100.0
+    gaps = _columns(t, "dist_sma20", "dist_sma50", "dist_sma200", "sma50_vs_sma200")
+    known = ~np.isnan(gaps)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        trend = (np.where(known, gaps > 0, 0.0).sum(axis=0) / known.sum(axis=0)) * 100.0
     preset = STYLES[style]
     mix = weighted_mean({c: t[c] for c in preset.momentum}, preset.momentum)
-    di_sum = t["plus_di14"] + t["minus_di14"]
-    balance = ((t["plus_di14"] - t["minus_di14"]) / di_sum).where(di_sum > 0, 0.0)
-    direction = 50.0 + 50.0 * balance * np.minimum(t["adx14"] / 40.0, 1.0)
+    plus, minus, adx, rsi = _columns(t, "plus_di14", "minus_di14", "adx14", "rsi14")
+    di_sum = plus + minus
+    with np.errstate(invalid="ignore", divide="ignore"):
+        balance = np.where(di_sum > 0, (plus - minus) / di_sum, 0.0)
+    direction = 50.0 + 50.0 * balance * np.minimum(adx / 40.0, 1.0)
     return pd.DataFrame(
         {
             "trend": trend,
-            "momentum": pct(mix),
-            "relative_strength": pct(t["rs_63d"]),
+            "momentum": pct(mix).to_numpy(),
+            "relative_strength": pct(t["rs_63d"]).to_numpy(),
             "direction": direction,
-            "rsi": (100.0 - 2.5 * (t["rsi14"] - 60.0).abs()).clip(0.0, 100.0),
-            "flow": t["mfi14"],
+            "rsi": np.clip(100.0 - 2.5 * np.abs(rsi - 60.0), 0.0, 100.0),
+            "flow": t["mfi14"].to_numpy(dtype="float64"),
         },
         index=t.index,
     )
+
+
+def _columns(t: pd.DataFrame, *names: str) -> np.ndarray:
+    """``t``'s ``names`` columns as rows of one float array."""
+    return np.stack([t[name].to_numpy(dtype="float64") for name in names])
 
 
 def tech_rating(components: pd.DataFrame) -> pd.Series:
@@ -134,6 +130,8 @@ def signal(rating: pd.Series, trend: pd.Series) -> pd.Series:
     Strong Long: rating ≥ 80 and trend ≥ 75. Long: rating ≥ 65. Short: rating ≤ 20 and
     trend ≤ 25. Avoid: rating ≤ 35. Neutral otherwise.
     """
+    index = rating.index
+    rating, trend = (np.asarray(rating, dtype="float64"), np.asarray(trend, dtype="float64"))
     choice = np.select(
         [
             (rating >= 80) & (trend >= 75),
@@ -144,7 +142,7 @@ def signal(rating: pd.Series, trend: pd.Series) -> pd.Series:
         ["Strong Long", "Long", "Short", "Avoid"],
         "Neutral",
     )
-    return pd.Series(choice, index=rating.index, dtype="object")
+    return pd.Series(choice, index=index, dtype="object")
 
 
 def composite(tech: pd.Series, alpha: pd.Series | None, weight: float) -> pd.Series:
@@ -173,43 +171,48 @@ def trade_plan(
     floor(account · risk% / stop distance), capped at what the account can buy outright.
     """
     preset = STYLES[style]
-    entry = t["close"]
-    dist = (preset.stop_atr * t["atr14"]).clip(upper=0.99 * entry)
-    side = np.where(sig == "Short", -1.0, 1.0)
+    entry, atr = _columns(t, "close", "atr14")
+    dist = np.minimum(preset.stop_atr * atr, 0.99 * entry)
+    side = np.where(np.asarray(sig) == "Short", -1.0, 1.0)
     stop = entry - side * dist
-    target = (entry + side * preset.reward_risk * dist).clip(lower=0.01 * entry)
+    target = np.maximum(entry + side * preset.reward_risk * dist, 0.01 * entry)
     risk_dollars = account_size * risk_pct / 100.0
-    shares = np.floor(np.minimum(risk_dollars / dist, account_size / entry))
-    decimals = np.where(entry < 1.0, 4, 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.floor(np.minimum(risk_dollars / dist, account_size / entry))
+    cents = entry >= 1.0
     return pd.DataFrame(
         {
-            "entry": _round(entry, decimals),
-            "stop": _round(stop, decimals),
-            "target": _round(target, decimals),
+            "entry": _round(entry, cents),
+            "stop": _round(stop, cents),
+            "target": _round(target, cents),
             "rrr": preset.reward_risk,
-            "position_shares": pd.Series(shares, index=t.index).fillna(0).astype("int64"),
+            "position_shares": np.nan_to_num(shares, nan=0.0).astype("int64"),
         },
         index=t.index,
     )
 
 
-def _round(values: pd.Series, decimals: np.ndarray) -> pd.Series:
-    return pd.Series(np.where(decimals == 4, values.round(4), values.round(2)), index=values.index)
+def _round(values: np.ndarray, cents: np.ndarray) -> np.ndarray:
+    """Prices to the cent, or to 4 decimals below $1."""
+    return np.where(cents, values.round(2), values.round(4))
 
 
 def merit_flags(t: pd.DataFrame) -> pd.Series:
     """Risk flags, '|'-joined: HIGH_ATR (ATR% > 6%), LOW_LIQUIDITY (20-day average dollar
     volume < $5M), PENNY_STOCK (close < $5), SHORT_HISTORY (< 252 bars), EXTENDED (> 15% above
     SMA20), OVERBOUGHT (RSI14 > 75)."""
-    rules = {
-        "HIGH_ATR": t["atr14_pct"] > 0.06,
-        "LOW_LIQUIDITY": t["avg_dollar_volume_20d"] < 5e6,
-        "PENNY_STOCK": t["close"] < 5.0,
-        "SHORT_HISTORY": t["bars"] < 252,
-        "EXTENDED": t["dist_sma20"] > 0.15,
-        "OVERBOUGHT": t["rsi14"] > 75,
+    atr, liquidity, close, bars, dist, rsi = _columns(
+        t, "atr14_pct", "avg_dollar_volume_20d", "close", "bars", "dist_sma20", "rsi14"
+    )
+    rules = {  # NaN compares False: a missing input raises no flag
+        "HIGH_ATR": atr > 0.06,
+        "LOW_LIQUIDITY": liquidity < 5e6,
+        "PENNY_STOCK": close < 5.0,
+        "SHORT_HISTORY": bars < 252,
+        "EXTENDED": dist > 0.15,
+        "OVERBOUGHT": rsi > 75,
     }
-    hits = pd.DataFrame(rules).fillna(False).to_numpy(dtype=bool)
+    hits = np.stack([np.asarray(rule, dtype=bool) for rule in rules.values()], axis=1)
     return pd.Series(
         ["|".join(names) for names in _selected(hits, list(rules))], index=t.index, dtype="object"
     )
@@ -240,14 +243,16 @@ def merit_score(t: pd.DataFrame, rating: pd.Series, flags: pd.Series) -> pd.Seri
         },
         {"tech": 0.40, "liquidity": 0.20, "stability": 0.20, "rs": 0.20},
     )
-    n_flags = flags.str.count(r"\|") + (flags != "").astype(int)
-    return (base - MERIT_FLAG_PENALTY * n_flags).clip(0.0, 100.0).round(1)
+    n_flags = [flagged.count("|") + 1 if flagged else 0 for flagged in flags.tolist()]
+    merit = np.clip(base.to_numpy() - MERIT_FLAG_PENALTY * np.array(n_flags), 0.0, 100.0)
+    return pd.Series(merit.round(1), index=flags.index)
 
 
 def merit_band(score: pd.Series) -> pd.Series:
     """A+ ≥ 90, A ≥ 80, B ≥ 65, C ≥ 50, D below (``vocabulary.MERIT_BAND_FLOORS``)."""
+    value = score.to_numpy(dtype="float64")
     choice = np.select(
-        [score >= floor for floor, _ in MERIT_BAND_FLOORS],
+        [value >= floor for floor, _ in MERIT_BAND_FLOORS],
         [band for _, band in MERIT_BAND_FLOORS],
         MERIT_BAND_FLOORS[-1][1],
     )
@@ -272,21 +277,19 @@ def ics(t: pd.DataFrame, rating: pd.Series, trend: pd.Series) -> pd.Series:
 def ultra_risky(t: pd.DataFrame) -> pd.Series:
     """IsUltraRisky: close < $1, ATR% > 10%, 20-day average dollar volume < $1M, or one of
     those unknown."""
-    inputs = t[["close", "atr14_pct", "avg_dollar_volume_20d"]]
-    return (
-        (t["close"] < 1.0)
-        | (t["atr14_pct"] > 0.10)
-        | (t["avg_dollar_volume_20d"] < 1e6)
-        | inputs.isna().any(axis=1)
-    )
+    close, atr, liquidity = _columns(t, "close", "atr14_pct", "avg_dollar_volume_20d")
+    risky = (close < 1.0) | (atr > 0.10) | (liquidity < 1e6)
+    return pd.Series(risky | np.isnan(close + atr + liquidity), index=t.index)
 
 
 def tier(score: pd.Series, sig: pd.Series, risky: pd.Series) -> pd.Series:
     """Tier from ICS: CORE (ICS ≥ 70, a Long signal, not ultra-risky), SATELLITE (ICS ≥ 55,
     not Avoid/Short), WATCH otherwise."""
-    longish = sig.isin(LONG_SIGNALS)
+    labels = np.asarray(sig)
+    value, risky = np.asarray(score, dtype="float64"), np.asarray(risky, dtype=bool)
+    longish, bearish = np.isin(labels, LONG_SIGNALS), np.isin(labels, BEARISH_SIGNALS)
     choice = np.select(
-        [(score >= 70) & longish & ~risky, (score >= 55) & ~sig.isin(BEARISH_SIGNALS)],
+        [(value >= 70) & longish & ~risky, (value >= 55) & ~bearish],
         ["CORE", "SATELLITE"],
         "WATCH",
     )
@@ -295,8 +298,9 @@ def tier(score: pd.Series, sig: pd.Series, risky: pd.Series) -> pd.Series:
 
 def play_style(atr_pct: pd.Series) -> pd.Series:
     """PlayStyle from ATR%: Stable (< 2.5%), Hybrid (< 5%), Explosive."""
+    atr = atr_pct.to_numpy(dtype="float64")
     return pd.Series(
-        np.select([atr_pct < 0.025, atr_pct < 0.05], ["Stable", "Hybrid"], "Explosive"),
+        np.select([atr < 0.025, atr < 0.05], ["Stable", "Hybrid"], "Explosive"),
         index=atr_pct.index,
         dtype="object",
     )
@@ -305,8 +309,13 @@ def play_style(atr_pct: pd.Series) -> pd.Series:
 def profile(style: pd.Series, risky: pd.Series) -> pd.Series:
     """Risk profile the row fits: conservative (Stable), moderate (Hybrid), aggressive
     (Explosive or ultra-risky)."""
-    out = style.map({"Stable": "conservative", "Hybrid": "moderate", "Explosive": "aggressive"})
-    return out.where(~risky, "aggressive")
+    labels = np.asarray(style)
+    choice = np.select(
+        [np.asarray(risky, dtype=bool) | (labels == "Explosive"), labels == "Hybrid"],
+        ["aggressive", "moderate"],
+        "conservative",
+    )
+    return pd.Series(choice, index=style.index, dtype="str")
 
 
 def score(
@@ -431,50 +440,46 @@ def note(
     sig: pd.Series, rating: pd.Series, rsi: pd.Series, rel_volume: pd.Series, events: pd.Series
 ) -> list[str]:
     """One-line rationale: signal, TechRating, RSI, relative volume and up to two events."""
-    out = []
-    rows = zip(
-        sig.tolist(), rating.tolist(), rsi.tolist(), rel_volume.tolist(), events, strict=True
-    )
-    for s, r, rsi_value, volume, names in rows:
-        parts = [f"{s}: TechRating {r:.0f}"]
-        if rsi_value == rsi_value:
-            parts.append(f"RSI {rsi_value:.0f}")
-        if volume == volume:
-            parts.append(f"{volume:.1f}x volume")
-        shown = [SIGNAL_LABELS[e] for e in names if e != "above_sma200"][:2]
-        out.append(", ".join(parts + shown))
-    return out
+    heads = [f"{s}: TechRating {r:.0f}" for s, r in zip(sig.tolist(), rating.tolist(), strict=True)]
+    rsis = [f", RSI {x:.0f}" if x == x else "" for x in rsi.tolist()]
+    volumes = [f", {x:.1f}x volume" if x == x else "" for x in rel_volume.tolist()]
+    shown: dict[tuple[str, ...], str] = {}  # rows share few sets of events: each is named once
+    tails = []
+    for names in events:
+        key = tuple(names)
+        if key not in shown:
+            labels = [SIGNAL_LABELS[e] for e in key if e != "above_sma200"][:2]
+            shown[key] = "".join(f", {label}" for label in labels)
+        tails.append(shown[key])
+    return [a + b + c + d for a, b, c, d in zip(heads, rsis, volumes, tails, strict=True)]
 
 
 def merit_summary(
     band: pd.Series, trend: pd.Series, ret_63d: pd.Series, rs_63d: pd.Series, flags: pd.Series
 ) -> list[str]:
     """One sentence: band, trend, 63-day momentum against the benchmark, and the flags."""
-    out = []
-    rows = zip(
-        band.tolist(),
-        trend.tolist(),
-        ret_63d.tolist(),
-        rs_63d.tolist(),
-        flags.tolist(),
-        strict=True,
-    )
-    for b, tr, ret, rs, flagged in rows:
-        if tr >= 75:
-            shape = "uptrend above its key averages"
-        elif tr >= 50:
-            shape = "mixed trend"
-        else:
-            shape = "downtrend below its key averages"
-        text = f"{b}-grade setup: {shape}"
-        if ret == ret:
-            text += f", 63-day return {ret:+.1%}"
-            if rs == rs:
-                text += " (ahead of the benchmark)" if rs > 0 else " (behind the benchmark)"
-        if flagged:
-            text += "; watch " + ", ".join(FLAG_LABELS[f] for f in flagged.split("|"))
-        out.append(text + ".")
-    return out
+    levels = np.asarray(trend, dtype="float64")
+    shapes = np.select(
+        [levels >= 75, levels >= 50],
+        ["uptrend above its key averages", "mixed trend"],
+        "downtrend below its key averages",
+    ).tolist()
+    heads = [f"{b}-grade setup: {shape}" for b, shape in zip(band.tolist(), shapes, strict=True)]
+    relative = np.where(np.asarray(rs_63d) > 0, " (ahead of", " (behind").tolist()
+    momentum = [
+        ""
+        if ret != ret
+        else f", 63-day return {ret:+.1%}" + ("" if rs != rs else f"{side} the benchmark)")
+        for ret, rs, side in zip(ret_63d.tolist(), rs_63d.tolist(), relative, strict=True)
+    ]
+    watched: dict[str, str] = {"": "."}  # rows share few sets of flags: each is worded once
+    for flagged in flags.tolist():
+        if flagged not in watched:
+            watched[flagged] = (
+                "; watch " + ", ".join(FLAG_LABELS[f] for f in flagged.split("|")) + "."
+            )
+    ends = [watched[flagged] for flagged in flags.tolist()]
+    return [a + b + c for a, b, c in zip(heads, momentum, ends, strict=True)]
 
 
 VOLATILITY_LABELS = ((0.12, "Low"), (0.20, "Normal"), (0.30, "Elevated"), (np.inf, "High"))

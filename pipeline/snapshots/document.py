@@ -119,24 +119,27 @@ def results(table: pd.DataFrame) -> list[dict[str, Any]]:
 def movers(table: pd.DataFrame, count: int = MOVERS) -> list[dict[str, Any]]:
     """Top gainers then top losers of the latest session among liquid names (price ≥ $1,
     20-day average dollar volume ≥ $1M), so a bad print cannot lead the list."""
-    liquid = table[
-        (table["close"] >= MOVER_MIN_PRICE)
-        & (table["avg_dollar_volume_20d"] >= MOVER_MIN_DOLLAR_VOLUME)
-        & table["ret_1d"].notna()
-    ]
-    ranked = liquid.sort_values("ret_1d", kind="stable")
-    picks = pd.concat([ranked.iloc[::-1].head(count), ranked.head(count)])
-    picks = picks[~picks.index.duplicated()]
+    ret = table["ret_1d"].to_numpy(dtype="float64")
+    liquid = np.flatnonzero(
+        (table["close"].to_numpy(dtype="float64") >= MOVER_MIN_PRICE)
+        & (table["avg_dollar_volume_20d"].to_numpy(dtype="float64") >= MOVER_MIN_DOLLAR_VOLUME)
+        & ~np.isnan(ret)
+    )
+    ranked = liquid[np.argsort(ret[liquid], kind="stable")]
+    picks = list(dict.fromkeys([*ranked[::-1][:count].tolist(), *ranked[:count].tolist()]))
+    picked = table.iloc[picks]
+    lines = sparkline_matrix(picked["sparkline"])
+    rows = zip(
+        picked.index, picked["ret_1d"].tolist(), picked["rel_volume"].tolist(), lines, strict=True
+    )
     out = []
-    lines = sparkline_matrix(picks["sparkline"])
-    for (ticker, row), line in zip(picks.iterrows(), lines, strict=True):
-        up = bool(row["ret_1d"] >= 0)
-        volume = row["rel_volume"]
+    for ticker, change, volume, line in rows:
+        up = change >= 0
         out.append(
             {
                 "ticker": str(ticker),
-                "delta": f"{row['ret_1d'] * 100:+.2f}%",
-                "note": f"{'Up' if up else 'Down'} {abs(row['ret_1d']) * 100:.2f}%"
+                "delta": f"{change * 100:+.2f}%",
+                "note": f"{'Up' if up else 'Down'} {abs(change) * 100:.2f}%"
                 + (f" on {volume:.1f}x volume" if volume == volume else ""),
                 "isPositive": up,
                 "sparkline": _sparkline(line),
