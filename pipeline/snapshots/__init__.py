@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import redis
 
 from pipeline import redis_conn
 from pipeline.config import Settings, get_settings
@@ -30,6 +29,8 @@ from pipeline.snapshots import pending, redis_store
 from pipeline.snapshots.document import build, restyle, status_line, to_json, write
 
 if TYPE_CHECKING:
+    import redis
+
     from pipeline.scan import ScanResult
 
 __all__ = [
@@ -101,6 +102,8 @@ def _context(settings: Settings | None, conn: redis.Redis | None):
         conn = redis_conn.connect(settings)
     keys = redis_store.Keys(settings.redis_prefix)
     if conn is not None and pending.entries(settings.snapshot_dir):
+        import redis  # imported already: connect() made the client
+
         try:
             _push(conn, keys, settings)
         except redis.RedisError as exc:
@@ -121,6 +124,8 @@ def publish(
     table = redis_store.arrow_bytes(redis_store.table_of(result.table))
     document = result.to_json()
     if conn is not None:
+        import redis
+
         try:
             pushed = _push(conn, keys, settings)
             became_latest = redis_store.publish(
@@ -154,6 +159,8 @@ def push(*, settings: Settings | None = None, conn: redis.Redis | None = None) -
     conn = conn or redis_conn.connect(settings)
     if conn is None:
         raise TechnicError("Redis is not reachable; queued snapshots stay where they are")
+    import redis
+
     try:
         return _push(conn, redis_store.Keys(settings.redis_prefix), settings)
     except redis.RedisError as exc:

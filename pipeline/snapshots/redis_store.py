@@ -24,14 +24,16 @@ the newest ``snapshot_full_keep`` snapshots (default 7, ≈ 70 MB), metadata and
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas as pd
 import pyarrow as pa
-import redis
 
 from pipeline.vocabulary import TIERS
+
+if TYPE_CHECKING:
+    import redis
 
 MAX_SNAPSHOTS = 60  # at most this many snapshots are kept, whatever the retention
 MEMBER_COLUMNS = ("rank", "Tier", "Signal", "merit_band", "signals")
@@ -337,6 +339,8 @@ def delete(conn: redis.Redis, keys: Keys, snapshot_id: str) -> str | None:
     its document becomes the latest. Returns the latest id afterwards (None if none)."""
     meta = conn.get(keys.of(snapshot_id)["meta"])
     as_of = orjson.loads(meta)["as_of"] if meta else None
+    from redis import WatchError
+
     while True:
         with conn.pipeline(transaction=True) as tx:
             try:
@@ -363,7 +367,7 @@ def delete(conn: redis.Redis, keys: Keys, snapshot_id: str) -> str | None:
                         latest = successor[0]
                 tx.execute()
                 return latest
-            except redis.WatchError:
+            except WatchError:
                 continue
 
 
