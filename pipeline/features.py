@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from pipeline import cudf_frame, hygiene, signals
 from pipeline.indicators import REGISTRY
-from pipeline.kernels.rolling import window_at_end
+from pipeline.kernels.rolling import window_ending
 from pipeline.schema import DATE, DATE_DTYPE, TICKER, TICKER_DTYPE
 
 RETURN_HORIZONS = (1, 5, 21, 63, 126, 252)
@@ -108,7 +108,9 @@ class Benchmark:
 
 @dataclass(frozen=True)
 class Tails:
-    """Positions of each ticker's first and last bar in a flat partition."""
+    """Where each output row is evaluated in a flat partition: ``last``, the bar it is as of,
+    and ``first``, its ticker's first bar. A scan has one row per ticker at its last bar; a
+    backtest one per (ticker, date) at its last bar on or before the date."""
 
     first: np.ndarray
     last: np.ndarray
@@ -116,6 +118,11 @@ class Tails:
     @classmethod
     def from_bounds(cls, bounds: np.ndarray) -> Tails:
         return cls(first=bounds[:-1], last=bounds[1:] - 1)
+
+    def window(self, values: np.ndarray, n: int, lag: int, how: int) -> np.ndarray:
+        """``values`` reduced over the ``n`` bars ending ``lag`` bars before each row's bar
+        (``how``: 0 max, 1 min, 2 mean; see :func:`pipeline.kernels.rolling.window_ending`)."""
+        return window_ending(values, self.first, self.last, n, lag, how)
 
     def at(self, values: np.ndarray, lag: int = 0) -> np.ndarray:
         """``values`` at ``lag`` bars before each last bar (NaN where the ticker is shorter)."""
@@ -213,8 +220,41 @@ def features_of(
     arrays, bounds = cleaned.arrays, cleaned.bounds
     tails = Tails.from_bounds(bounds)
     ind = compute_indicators(arrays, bounds, device, cleaned.on_device)
-    close, volume, dates = arrays["close"], arrays["volume"], arrays[DATE]
+    feats = features_at(arrays, ind, tails, benchmark)
+    if extra is not None:
+        feats.update(extra(arrays, bounds, ind, tails.last))
 
+    frame = pd.DataFrame(
+        {**feats, "sparkline": _sparklines(tails, arrays["close"])},
+        index=cleaned.tickers[cleaned.kept],
+    )
+    counts = pd.DataFrame(
+        {
+            "rows_in": cleaned.rows_in,
+            **{f"dropped_{r}": cleaned.dropped[r] for r in hygiene.REASONS},
+        },
+        index=cleaned.tickers,
+    )
+    out = counts.join(frame, how="left")
+    for col, dtype in COLUMNS.items():
+        if dtype == "bool":
+            out[col] = out[col].fillna(False).astype(bool)
+        elif col == "bars":
+            out[col] = out[col].fillna(0).astype("int64")
+    return out[[*COLUMNS, *extra_columns]]
+
+
+def features_at(
+    arrays: Mapping[str, np.ndarray],
+    ind: Mapping[str, np.ndarray],
+    tails: Tails,
+    benchmark: Benchmark | None,
+) -> dict[str, np.ndarray]:
+    """Every feature of :data:`FEATURES` and signal of :data:`pipeline.signals.SIGNALS` at
+    the rows ``tails`` names, from clean ``arrays`` and their indicators ``ind``. Each reads
+    bars from the row's ticker's first bar to the row's bar only, so a row as of a past bar
+    has the values a scan of the history cut there has."""
+    close, volume, dates = arrays["close"], arrays["volume"], arrays[DATE]
     last_close = tails.at(close)
     feats: dict[str, np.ndarray] = {
         "last_date": dates[tails.last] if len(dates) else np.array([], dtype=DATE_DTYPE),
@@ -235,42 +275,21 @@ def features_of(
         feats["bb_width"] = width / middle
         feats["atr14_pct"] = feats["atr14"] / last_close
         levels = {
-            "high_52w": window_at_end(arrays["high"], bounds, YEAR, 0, 0),
-            "low_52w": window_at_end(arrays["low"], bounds, YEAR, 0, 1),
-            "high_20d_before": window_at_end(arrays["high"], bounds, 20, 1, 0),
+            "high_52w": tails.window(arrays["high"], YEAR, 0, 0),
+            "low_52w": tails.window(arrays["low"], YEAR, 0, 1),
+            "high_20d_before": tails.window(arrays["high"], 20, 1, 0),
         }
         feats["dist_52w_high"] = last_close / levels["high_52w"] - 1.0
         feats["dist_52w_low"] = last_close / levels["low_52w"] - 1.0
         feats["volume"] = tails.at(volume)
-        feats["avg_volume_20d"] = window_at_end(volume, bounds, VOLUME_AVERAGE, 1, 2)
+        feats["avg_volume_20d"] = tails.window(volume, VOLUME_AVERAGE, 1, 2)
         feats["rel_volume"] = feats["volume"] / feats["avg_volume_20d"]
         feats["dollar_volume"] = last_close * feats["volume"]
-        feats["avg_dollar_volume_20d"] = window_at_end(close * volume, bounds, VOLUME_AVERAGE, 0, 2)
+        feats["avg_dollar_volume_20d"] = tails.window(close * volume, VOLUME_AVERAGE, 0, 2)
         feats["gap"] = tails.at(arrays["open"]) / tails.at(close, 1) - 1.0
         for h in (63, 126):
             feats[f"rs_{h}d"] = _relative_strength(benchmark, dates, tails, close, h)
-    flags = signals.latest(tails, arrays, ind, feats, levels)
-    if extra is not None:
-        feats.update(extra(arrays, bounds, ind, tails.last))
-
-    frame = pd.DataFrame(
-        {**feats, **flags, "sparkline": _sparklines(tails, close)},
-        index=cleaned.tickers[cleaned.kept],
-    )
-    counts = pd.DataFrame(
-        {
-            "rows_in": cleaned.rows_in,
-            **{f"dropped_{r}": cleaned.dropped[r] for r in hygiene.REASONS},
-        },
-        index=cleaned.tickers,
-    )
-    out = counts.join(frame, how="left")
-    for col, dtype in COLUMNS.items():
-        if dtype == "bool":
-            out[col] = out[col].fillna(False).astype(bool)
-        elif col == "bars":
-            out[col] = out[col].fillna(0).astype("int64")
-    return out[[*COLUMNS, *extra_columns]]
+    return {**feats, **signals.latest(tails, arrays, ind, feats, levels)}
 
 
 def _relative_strength(

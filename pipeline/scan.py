@@ -285,7 +285,7 @@ def _read(
     return _Inputs(
         store=generation,
         cache=bar_cache,
-        benchmark=_benchmark(generation, settings.benchmark, request.as_of, bar_cache),
+        benchmark=read_benchmark(generation, settings.benchmark, request.as_of, bar_cache),
         device=device,
         bars=bars,
     )
@@ -547,9 +547,11 @@ def _bar_cache(settings: Settings, generation: Generation) -> BarCache | None:
     return BarCache.from_settings(settings, redis_conn.target(settings))
 
 
-def _benchmark(
+def read_benchmark(
     store: Generation, ticker: str, cutoff: pd.Timestamp | None, cache: BarCache | None
 ) -> features.Benchmark | None:
+    """The benchmark's closes up to ``cutoff`` (all when None) for relative strength and the
+    regime; None (with a warning) when the store does not hold it."""
     if ticker not in store.tickers:
         log.warning(
             "benchmark %s is not in the store: relative strength and regime are null", ticker

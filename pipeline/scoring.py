@@ -1,9 +1,11 @@
 """Scores, in one vocabulary: one function per score, each formula documented where it lives.
 
-Everything here is pandas over the small cross-section (one row per ticker, ~6,000 rows).
-Percentile ranks (``pct``) are cross-sectional, 0–100, over the tickers scored in this scan; a
-missing input leaves its component out and the remaining weights are renormalised, so a young
-listing still gets a score from what it has.
+Everything here works on the small cross-section of a scan (one row per ticker, ~6,000 rows)
+and, for a backtest, on a panel of many dates at once: ``by`` names each row's date, and
+percentile ranks (``pct``) are then taken within each date, so a panel row gets the numbers a
+scan as of its date gives it. Ranks are cross-sectional, 0–100, over the tickers scored on the
+date; a missing input leaves its component out and the remaining weights are renormalised, so a
+young listing still gets a score from what it has.
 
 Column names are the app's (../shared/app-contract.md) where the app shows the number.
 """
@@ -60,9 +62,15 @@ FLAG_LABELS = {
 }
 
 
-def pct(values: pd.Series) -> pd.Series:
-    """Cross-sectional percentile rank, 0–100 (ties share the average rank; NaN stays NaN)."""
-    return values.rank(pct=True, method="average") * 100.0
+Groups = np.ndarray | None  # each row's date in a panel; None: one cross-section
+
+
+def pct(values: pd.Series, by: Groups = None) -> pd.Series:
+    """Cross-sectional percentile rank, 0–100 (ties share the average rank; NaN stays NaN),
+    within each date of ``by`` when given."""
+    if by is None:
+        return values.rank(pct=True, method="average") * 100.0
+    return values.groupby(by).rank(pct=True, method="average") * 100.0
 
 
 def weighted_mean(parts: dict[str, pd.Series], weights: dict[str, float]) -> pd.Series:
@@ -78,7 +86,7 @@ def weighted_mean(parts: dict[str, pd.Series], weights: dict[str, float]) -> pd.
     return pd.Series(mean, index=next(iter(parts.values())).index)
 
 
-def tech_components(t: pd.DataFrame, style: TradeStyle) -> pd.DataFrame:
+def tech_components(t: pd.DataFrame, style: TradeStyle, by: Groups = None) -> pd.DataFrame:
     """The six 0–100 components of TechRating.
 
     - trend: 25 points each for close > SMA20, close > SMA50, close > SMA200, SMA50 > SMA200
@@ -103,8 +111,8 @@ def tech_components(t: pd.DataFrame, style: TradeStyle) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "trend": trend,
-            "momentum": pct(mix).to_numpy(),
-            "relative_strength": pct(t["rs_63d"]).to_numpy(),
+            "momentum": pct(mix, by).to_numpy(),
+            "relative_strength": pct(t["rs_63d"], by).to_numpy(),
             "direction": direction,
             "rsi": np.clip(100.0 - 2.5 * np.abs(rsi - 60.0), 0.0, 100.0),
             "flow": t["mfi14"].to_numpy(dtype="float64"),
@@ -145,7 +153,9 @@ def signal(rating: pd.Series, trend: pd.Series) -> pd.Series:
     return pd.Series(choice, index=index, dtype="object")
 
 
-def composite(tech: pd.Series, alpha: pd.Series | None, weight: float) -> pd.Series:
+def composite(
+    tech: pd.Series, alpha: pd.Series | None, weight: float, by: Groups = None
+) -> pd.Series:
     """Composite score, 0–100: ``(1 − w)·pct(TechRating) + w·pct(AlphaScore)``,
     ``w = TECHNIC_ALPHA_WEIGHT`` (default 0.35).
 
@@ -156,8 +166,8 @@ def composite(tech: pd.Series, alpha: pd.Series | None, weight: float) -> pd.Ser
     without an AlphaScore (outside the model's universe) gets the neutral 50 for that part.
     """
     if alpha is None or weight == 0:
-        return pct(tech)
-    return (1.0 - weight) * pct(tech) + weight * pct(alpha).fillna(50.0)
+        return pct(tech, by)
+    return (1.0 - weight) * pct(tech, by) + weight * pct(alpha, by).fillna(50.0)
 
 
 def trade_plan(
@@ -198,9 +208,20 @@ def _round(values: np.ndarray, cents: np.ndarray) -> np.ndarray:
 
 
 def merit_flags(t: pd.DataFrame) -> pd.Series:
-    """Risk flags, '|'-joined: HIGH_ATR (ATR% > 6%), LOW_LIQUIDITY (20-day average dollar
-    volume < $5M), PENNY_STOCK (close < $5), SHORT_HISTORY (< 252 bars), EXTENDED (> 15% above
-    SMA20), OVERBOUGHT (RSI14 > 75)."""
+    """Risk flags, '|'-joined (see :func:`merit_flag_hits`)."""
+    hits = merit_flag_hits(t)
+    return pd.Series(
+        ["|".join(names) for names in _selected(hits, list(FLAG_LABELS))],
+        index=t.index,
+        dtype="object",
+    )
+
+
+def merit_flag_hits(t: pd.DataFrame) -> np.ndarray:
+    """Which risk flags each row raises, one column per flag of :data:`FLAG_LABELS`:
+    HIGH_ATR (ATR% > 6%), LOW_LIQUIDITY (20-day average dollar volume < $5M), PENNY_STOCK
+    (close < $5), SHORT_HISTORY (< 252 bars), EXTENDED (> 15% above SMA20), OVERBOUGHT
+    (RSI14 > 75)."""
     atr, liquidity, close, bars, dist, rsi = _columns(
         t, "atr14_pct", "avg_dollar_volume_20d", "close", "bars", "dist_sma20", "rsi14"
     )
@@ -212,10 +233,7 @@ def merit_flags(t: pd.DataFrame) -> pd.Series:
         "EXTENDED": dist > 0.15,
         "OVERBOUGHT": rsi > 75,
     }
-    hits = np.stack([np.asarray(rule, dtype=bool) for rule in rules.values()], axis=1)
-    return pd.Series(
-        ["|".join(names) for names in _selected(hits, list(rules))], index=t.index, dtype="object"
-    )
+    return np.stack([np.asarray(rules[name], dtype=bool) for name in FLAG_LABELS], axis=1)
 
 
 def _selected(hits: np.ndarray, names: list[str]) -> list[tuple[str, ...]]:
@@ -231,21 +249,24 @@ def _selected(hits: np.ndarray, names: list[str]) -> list[tuple[str, ...]]:
     return out
 
 
-def merit_score(t: pd.DataFrame, rating: pd.Series, flags: pd.Series) -> pd.Series:
+def merit_score(
+    t: pd.DataFrame, rating: pd.Series, n_flags: np.ndarray, by: Groups = None
+) -> pd.Series:
     """MeritScore, 0–100: 0.40·TechRating + 0.20·pct(liquidity) + 0.20·(100 − pct(ATR%))
-    + 0.20·pct(relative strength), minus 8 points per merit flag, clipped to 0–100."""
+    + 0.20·pct(relative strength), minus 8 points per merit flag (``n_flags`` per row),
+    clipped to 0–100."""
     base = weighted_mean(
         {
             "tech": rating,
-            "liquidity": pct(t["avg_dollar_volume_20d"]),
-            "stability": 100.0 - pct(t["atr14_pct"]),
-            "rs": pct(t["rs_63d"]),
+            "liquidity": pct(t["avg_dollar_volume_20d"], by),
+            "stability": 100.0 - pct(t["atr14_pct"], by),
+            "rs": pct(t["rs_63d"], by),
         },
         {"tech": 0.40, "liquidity": 0.20, "stability": 0.20, "rs": 0.20},
     )
-    n_flags = [flagged.count("|") + 1 if flagged else 0 for flagged in flags.tolist()]
-    merit = np.clip(base.to_numpy() - MERIT_FLAG_PENALTY * np.array(n_flags), 0.0, 100.0)
-    return pd.Series(merit.round(1), index=flags.index)
+    penalty = MERIT_FLAG_PENALTY * np.asarray(n_flags, dtype="float64")
+    merit = np.clip(base.to_numpy() - penalty, 0.0, 100.0)
+    return pd.Series(merit.round(1), index=t.index)
 
 
 def merit_band(score: pd.Series) -> pd.Series:
@@ -259,15 +280,15 @@ def merit_band(score: pd.Series) -> pd.Series:
     return pd.Series(choice, index=score.index, dtype="object")
 
 
-def ics(t: pd.DataFrame, rating: pd.Series, trend: pd.Series) -> pd.Series:
+def ics(t: pd.DataFrame, rating: pd.Series, trend: pd.Series, by: Groups = None) -> pd.Series:
     """ICS (institutional-core score), 0–100: 0.35·TechRating + 0.20·pct(liquidity)
     + 0.15·pct(market cap) + 0.15·(100 − pct(ATR%)) + 0.15·trend."""
     return weighted_mean(
         {
             "tech": rating,
-            "liquidity": pct(t["avg_dollar_volume_20d"]),
-            "size": pct(t["market_cap"]),
-            "stability": 100.0 - pct(t["atr14_pct"]),
+            "liquidity": pct(t["avg_dollar_volume_20d"], by),
+            "size": pct(t["market_cap"], by),
+            "stability": 100.0 - pct(t["atr14_pct"], by),
             "trend": trend,
         },
         {"tech": 0.35, "liquidity": 0.20, "size": 0.15, "stability": 0.15, "trend": 0.15},
@@ -333,27 +354,24 @@ def score(
 
     ``alpha`` (AlphaScore) and ``win_prob`` (win_prob_10d) come from the ML model; without
     one they are null and ``alpha_weight`` is ignored."""
-    parts = tech_components(t, style)
-    rating = tech_rating(parts)
-    sig = signal(rating, parts["trend"])
+    core = labels(t, style=style, alpha=alpha, alpha_weight=alpha_weight)
+    parts, rating, sig = core.parts, core.rating, core.signal
     flags = merit_flags(t)
-    merit = merit_score(t, rating, flags)
-    risky = ultra_risky(t)
-    ics_score = ics(t, rating, parts["trend"])
+    risky = core.risky
     style_label = play_style(t["atr14_pct"])
     prof = profile(style_label, risky)
-    band = merit_band(merit)
+    band = core.merit_band
     events = active_signals(t)
-    combined = composite(rating, alpha, alpha_weight).round(2)
+    combined = core.composite
     scores = pd.DataFrame(
         {
             "TechRating": rating,
             "AlphaScore": np.nan if alpha is None else alpha,
             "composite_score": combined,
             "Signal": sig,
-            "ICS": ics_score,
-            "Tier": tier(ics_score, sig, risky),
-            "merit_score": merit,
+            "ICS": core.ics,
+            "Tier": core.tier,
+            "merit_score": core.merit_score,
             "merit_band": band,
             "merit_flags": flags,
             "merit_summary": merit_summary(band, parts["trend"], t["ret_63d"], t["rs_63d"], flags),
@@ -375,6 +393,50 @@ def score(
     ranked = pd.DataFrame({"rank": rank}, index=t.index)
     out = pd.concat([ranked, t, parts.add_prefix("tech_"), scores, plan], axis=1)
     return out.iloc[order]
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The numbers and labels a scan publishes for each row, before its words and its plan."""
+
+    parts: pd.DataFrame  # the TechRating components
+    rating: pd.Series  # TechRating
+    signal: pd.Series
+    risky: pd.Series  # IsUltraRisky
+    ics: pd.Series
+    tier: pd.Series
+    merit_score: pd.Series
+    merit_band: pd.Series
+    composite: pd.Series  # composite_score, rounded to 2 places
+
+
+def labels(
+    t: pd.DataFrame,
+    *,
+    style: TradeStyle,
+    alpha: pd.Series | None = None,
+    alpha_weight: float = 0.0,
+    by: Groups = None,
+) -> Labels:
+    """TechRating, signal, tier, MeritScore and band, and the composite score of every row of
+    ``t``: a scan's cross-section, or with ``by`` a backtest's panel of many dates."""
+    parts = tech_components(t, style, by)
+    rating = tech_rating(parts)
+    sig = signal(rating, parts["trend"])
+    merit = merit_score(t, rating, merit_flag_hits(t).sum(axis=1), by)
+    risky = ultra_risky(t)
+    ics_score = ics(t, rating, parts["trend"], by)
+    return Labels(
+        parts=parts,
+        rating=rating,
+        signal=sig,
+        risky=risky,
+        ics=ics_score,
+        tier=tier(ics_score, sig, risky),
+        merit_score=merit,
+        merit_band=merit_band(merit),
+        composite=composite(rating, alpha, alpha_weight, by).round(2),
+    )
 
 
 # Columns score() adds to its input (besides "rank" and the "tech_" components).

@@ -307,14 +307,16 @@ def roc(x, bounds, n):
 
 
 @njit(cache=True, nogil=True)
-def window_at_end(x, bounds, n, lag, how):
-    """Per segment, reduce the ``n`` bars ending ``lag`` bars before its last bar (fewer when
-    the segment is shorter; NaN when none): ``how`` 0 = max, 1 = min, 2 = mean."""
-    k = bounds.shape[0] - 1
+def window_ending(x, first, last, n, lag, how):
+    """Per output row ``s``, reduce the ``n`` bars ending ``lag`` bars before bar ``last[s]``,
+    never before bar ``first[s]`` (its ticker's first; fewer bars when the history is shorter,
+    NaN when none): ``how`` 0 = max, 1 = min, 2 = mean. A scan asks at each ticker's last
+    bar, a backtest at every bar of its dates."""
+    k = last.shape[0]
     out = np.empty(k)
     for s in range(k):
-        stop = bounds[s + 1] - lag
-        start = max(bounds[s], stop - n)
+        stop = last[s] + 1 - lag
+        start = max(first[s], stop - n)
         if stop <= start:
             out[s] = np.nan
             continue

@@ -240,16 +240,14 @@ def test_merit_flags_fire_above_their_thresholds() -> None:
 
 def test_merit_score_formula_on_one_row() -> None:
     t = frame(avg_dollar_volume_20d=[1e7], atr14_pct=[0.03], rs_63d=[0.1])
-    flags = series(["HIGH_ATR|PENNY_STOCK"], dtype="object")
-    got = scoring.merit_score(t, series([80.0]), flags).iloc[0]
+    got = scoring.merit_score(t, series([80.0]), np.array([2])).iloc[0]
     # 0.4*80 + 0.2*pct(liq)=100 + 0.2*(100 - pct(atr)=100) + 0.2*pct(rs)=100, minus 2 flags
     assert got == pytest.approx(32 + 20 + 0 + 20 - 16)
 
 
 def test_merit_score_renormalises_and_clips() -> None:
     t = frame(avg_dollar_volume_20d=[1e7, 1e7], atr14_pct=[0.03, 0.03], rs_63d=[NAN, NAN])
-    flags = series(["", "A|B|C|D|E|F"], dtype="object")
-    got = scoring.merit_score(t, series([80.0, 5.0]), flags)
+    got = scoring.merit_score(t, series([80.0, 5.0]), np.array([0, 6]))
     liquidity = 75.0  # tie: average rank of two
     assert got.iloc[0] == pytest.approx(round((32 + 0.2 * liquidity + 0.2 * 25.0) / 0.8, 1))
     assert got.iloc[1] == 0.0

@@ -146,7 +146,7 @@ def test_result_does_not_depend_on_the_neighbours_values(name):
         assert_bitwise(x[50:], y[50:], name)
 
 
-# --------------------------------------------------------------------------- window_at_end
+# --------------------------------------------------------------------------- window_ending
 
 SEGMENT_LENGTHS = [0, 1, 3, 7, 25, 50]
 
@@ -179,26 +179,43 @@ def window_data():
 @pytest.mark.parametrize("how", [0, 1, 2], ids=["max", "min", "mean"])
 @pytest.mark.parametrize("lag", [0, 1, 5, 30])
 @pytest.mark.parametrize("n", [1, 3, 20, 1000])
-def test_window_at_end_equals_plain_numpy(window_data, n, lag, how):
+def test_window_ending_at_each_last_bar_equals_plain_numpy(window_data, n, lag, how):
     x, bounds = window_data
-    out = rolling.window_at_end(x, bounds, n, lag, how)
+    out = at_end(x, bounds, n, lag, how)
     expected = naive_window_at_end(x, bounds, n, lag, how)
     assert out.shape == (len(bounds) - 1,)
     assert_bitwise(out, expected, f"n={n} lag={lag} how={how}")
+
+
+def at_end(x, bounds, n, lag, how):
+    """The window ending at each segment's last bar."""
+    return rolling.window_ending(x, bounds[:-1], bounds[1:] - 1, n, lag, how)
+
+
+@pytest.mark.parametrize("how", [0, 1, 2], ids=["max", "min", "mean"])
+@pytest.mark.parametrize("lag", [0, 2])
+def test_window_ending_at_any_bar_is_the_window_of_the_history_cut_there(window_data, lag, how):
+    x, bounds = window_data
+    for lo, hi in pairwise(bounds):
+        for p in range(lo, hi):
+            cut = np.array([lo, p + 1], dtype=np.int64)
+            expected = naive_window_at_end(x, cut, 7, lag, how)
+            got = rolling.window_ending(x, np.array([lo]), np.array([p]), 7, lag, how)
+            assert_bitwise(got, expected, f"row {p} lag={lag} how={how}")
 
 
 def test_window_at_end_by_hand():
     x = np.array([1.0, 5.0, 2.0, 8.0, 3.0, 4.0, 9.0])
     bounds = np.array([0, 5, 7], dtype=np.int64)
     # last 3 bars: (2, 8, 3) and (4, 9); lag 1: (5, 2, 8) and (4,); lag 2: (1, 5, 2) and none
-    assert_bitwise(rolling.window_at_end(x, bounds, 3, 0, 0), np.array([8.0, 9.0]), "max")
-    assert_bitwise(rolling.window_at_end(x, bounds, 3, 0, 1), np.array([2.0, 4.0]), "min")
-    assert_bitwise(rolling.window_at_end(x, bounds, 3, 1, 2), np.array([5.0, 4.0]), "mean")
-    assert_bitwise(rolling.window_at_end(x, bounds, 3, 2, 0), np.array([5.0, np.nan]), "lag 2")
+    assert_bitwise(at_end(x, bounds, 3, 0, 0), np.array([8.0, 9.0]), "max")
+    assert_bitwise(at_end(x, bounds, 3, 0, 1), np.array([2.0, 4.0]), "min")
+    assert_bitwise(at_end(x, bounds, 3, 1, 2), np.array([5.0, 4.0]), "mean")
+    assert_bitwise(at_end(x, bounds, 3, 2, 0), np.array([5.0, np.nan]), "lag 2")
 
 
 def test_window_at_end_of_no_segments_is_empty():
-    out = rolling.window_at_end(np.empty(0), np.zeros(1, dtype=np.int64), 5, 0, 0)
+    out = at_end(np.empty(0), np.zeros(1, dtype=np.int64), 5, 0, 0)
     assert out.shape == (0,)
 
 

@@ -1,0 +1,229 @@
+"""One partition of bars → the backtest's rows: every (ticker, session) a scan as of that
+session would score, with the scan's inputs and the forward returns that followed.
+
+A row as of session ``D`` is evaluated at the ticker's last clean bar on or before ``D``
+(:class:`pipeline.features.Tails`), with the same kernels and formulas as the scan, so it
+holds the numbers ``technic scan --as-of D`` computes; the statuses are the scan's too
+(``short_history`` before ``stale``). The one piece of hygiene that looks ahead is the price
+spike check, which judges a close by both neighbours: the last bar of a history cut at ``D``
+has only one and is judged by its own prices. So for a ticker with a dropped spike, the dates
+on which that bar was its newest are computed again from its bars cut there
+(:func:`_cut_at_spikes`), as the scan would see them.
+
+Forward return for horizon ``h``: enter at the open of the ticker's first clean bar after
+``D``, exit at the close of its last clean bar on or before the ``h``-th session after ``D``.
+``exit_{h}d`` says how it ended:
+
+``held``       the ticker traded through the horizon
+``delisted``   its bars end inside the horizon: it exits at its last close
+``no_entry``   no bar between ``D`` and the exit session (it ended or halted at ``D``): no return
+``no_future``  the store ends before the exit session: no return yet
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline import hygiene
+from pipeline.features import Benchmark, Tails, compute_indicators, features_at
+from pipeline.schema import DATE, TICKER, segment_bounds
+
+# The scan's features the scores read (pipeline.scoring), plus the close.
+INPUTS: tuple[str, ...] = (
+    "last_date", "bars", "close", "ret_5d", "ret_21d", "ret_63d", "ret_126d", "ret_252d",
+    "dist_sma20", "dist_sma50", "dist_sma200", "sma50_vs_sma200", "rsi14", "atr14",
+    "atr14_pct", "adx14", "plus_di14", "minus_di14", "mfi14", "avg_dollar_volume_20d", "rs_63d",
+)  # fmt: skip
+EXITS: tuple[str, ...] = ("held", "delisted", "no_entry", "no_future")
+STATUSES: tuple[str, ...] = ("ok", "short_history", "stale")
+DAY = np.timedelta64(1, "D")
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the backtest asks of every partition."""
+
+    sessions: np.ndarray  # every session of the store, datetime64[ns] ascending
+    start: int  # index in ``sessions`` of the first date to scan
+    stop: int  # one past the last
+    horizons: tuple[int, ...]
+    min_history: int
+    stale_days: int
+    benchmark: str  # its rows are not scored
+
+    @property
+    def days(self) -> np.ndarray:
+        return self.sessions[self.start : self.stop]
+
+
+def panel_rows(
+    bars: pd.DataFrame, window: Window, benchmark: Benchmark | None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The scored rows of one partition (``date``, ``ticker``, :data:`INPUTS`, ``fwd_{h}d``,
+    ``exit_{h}d``), and per date of the window how many of its tickers had each status of
+    :data:`STATUSES` (an array ``(len(days), len(STATUSES))``)."""
+    bars = bars[bars.index != window.benchmark]
+    cleaned = hygiene.clean(bars)
+    tickers = cleaned.tickers[cleaned.kept]
+    counts = np.zeros((len(window.days), len(STATUSES)), dtype=np.int64)
+    if len(tickers) == 0:
+        return _empty(window), counts
+    seg, day = _pairs(cleaned.arrays[DATE], cleaned.bounds, window.days)
+    replaced, cut = _cut_at_spikes(bars, cleaned, tickers, window)
+    if replaced is not None:
+        keep = ~np.isin(seg * len(window.days) + day, replaced)
+        seg, day = seg[keep], day[keep]
+    rows = _rows(cleaned, seg, day, window, benchmark, counts)
+    if cut is not None:
+        cut_rows = _rows(cut.cleaned, cut.segment, cut.day, window, benchmark, counts)
+        cut_rows["segment"] = cut.real[cut_rows["segment"].to_numpy()]
+        rows = pd.concat([rows, cut_rows], ignore_index=True)
+    real = rows.pop("segment").to_numpy()
+    rows.insert(1, TICKER, tickers[real])
+    session = window.start + rows.pop("day").to_numpy()
+    for h in window.horizons:
+        ret, code = forward_returns(cleaned, real, session, window, h)
+        rows[f"fwd_{h}d"] = ret
+        rows[f"exit_{h}d"] = pd.Categorical.from_codes(code, EXITS)
+    order = np.lexsort((rows[DATE].to_numpy(), rows[TICKER].to_numpy()))
+    return rows.iloc[order].reset_index(drop=True), counts
+
+
+def _empty(window: Window) -> pd.DataFrame:
+    columns: dict[str, object] = {DATE: np.array([], dtype="datetime64[ns]"), TICKER: []}
+    columns.update({c: np.array([], dtype="float64") for c in INPUTS})
+    for h in window.horizons:
+        columns[f"fwd_{h}d"] = np.array([], dtype="float64")
+        columns[f"exit_{h}d"] = pd.Categorical([], categories=EXITS)
+    return pd.DataFrame(columns)
+
+
+def _pairs(dates: np.ndarray, bounds: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every (segment, day) with a bar of the segment on or before the day."""
+    first = dates[bounds[:-1]]
+    seg = np.repeat(np.arange(len(bounds) - 1), len(days))
+    day = np.tile(np.arange(len(days)), len(bounds) - 1)
+    started = days[day] >= first[seg]
+    return seg[started], day[started]
+
+
+def as_of(dates: np.ndarray, bounds: np.ndarray, seg: np.ndarray, when: np.ndarray) -> np.ndarray:
+    """Position of each segment's last bar on or before ``when`` (its first bar − 1 if none).
+    Dates ascend inside each segment; segments are searched together on (segment, date)."""
+    day = dates.astype("datetime64[D]").view(np.int64)  # bars are daily: whole days, no overflow
+    origin = day.min() if len(day) else 0
+    span = day.max() - origin + 1 if len(day) else 1
+    owner = np.repeat(np.arange(len(bounds) - 1, dtype=np.int64), np.diff(bounds))
+    key = owner * span + (day - origin)
+    asked = np.clip(when.astype("datetime64[D]").view(np.int64) - origin, -1, span - 1)
+    return np.searchsorted(key, seg.astype(np.int64) * span + asked, side="right") - 1
+
+
+def _rows(
+    cleaned: hygiene.Cleaned,
+    seg: np.ndarray,
+    day: np.ndarray,
+    window: Window,
+    benchmark: Benchmark | None,
+    counts: np.ndarray,
+) -> pd.DataFrame:
+    """The scan's statuses of the (segment, day) pairs, counted into ``counts``, and the
+    inputs of those it scores."""
+    arrays, bounds = cleaned.arrays, cleaned.bounds
+    days = window.days[day]
+    pos = as_of(arrays[DATE], bounds, seg, days)
+    first = bounds[seg]
+    bars = pos - first + 1
+    stale = arrays[DATE][pos] < days - window.stale_days * DAY
+    status = np.select([bars < window.min_history, stale], [1, 2], 0)
+    np.add.at(counts, (day, status), 1)
+    ok = status == 0
+    seg, day, pos, first = seg[ok], day[ok], pos[ok], first[ok]
+    if not ok.any():
+        return pd.DataFrame({"segment": seg, "day": day, DATE: window.days[day]})
+    ind = compute_indicators(arrays, bounds)
+    feats = features_at(arrays, ind, Tails(first=first, last=pos), benchmark)
+    return pd.DataFrame(
+        {"segment": seg, "day": day, DATE: window.days[day], **{c: feats[c] for c in INPUTS}}
+    )
+
+
+def forward_returns(
+    cleaned: hygiene.Cleaned, seg: np.ndarray, session: np.ndarray, window: Window, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``horizon``-session forward return of each (segment, session index) pair and how
+    its trade ended (codes into :data:`EXITS`; see the module docstring)."""
+    dates, bounds = cleaned.arrays[DATE], cleaned.bounds
+    sessions = window.sessions
+    target = session + horizon
+    future = target < len(sessions)
+    exit_day = sessions[np.minimum(target, len(sessions) - 1)]
+    entry = as_of(dates, bounds, seg, sessions[session]) + 1
+    leave = as_of(dates, bounds, seg, exit_day)
+    end = bounds[seg + 1]
+    traded = (entry < end) & (leave >= entry)
+    safe_entry, safe_leave = np.minimum(entry, len(dates) - 1), np.maximum(leave, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ret = cleaned.arrays["close"][safe_leave] / cleaned.arrays["open"][safe_entry] - 1.0
+    code = np.select([~future, ~traded, dates[end - 1] < exit_day], [3, 2, 1], 0).astype(np.int8)
+    return np.where(future & traded, ret, np.nan), code
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """Histories cut at spikes: one segment per cut, the real segment each belongs to, and
+    the (cut segment, day) pairs it answers for."""
+
+    cleaned: hygiene.Cleaned
+    real: np.ndarray
+    segment: np.ndarray
+    day: np.ndarray
+
+
+def _cut_at_spikes(
+    bars: pd.DataFrame, cleaned: hygiene.Cleaned, tickers: pd.Index, window: Window
+) -> tuple[np.ndarray | None, _Cut | None]:
+    """For tickers with a dropped price spike: each raw bar dropped in the full history and
+    the days on which it was the newest bar (from its date to the next bar's), as
+    ``segment · len(days) + day`` keys, and the histories cut at those bars (see the module
+    docstring). None, None when no ticker of the partition had a spike."""
+    spiked = np.flatnonzero(cleaned.dropped["price_spike"][cleaned.kept] > 0)
+    if len(spiked) == 0:
+        return None, None
+    days = window.days
+    pieces, real, segment, day, replaced = [], [], [], [], []
+    clean_dates = cleaned.arrays[DATE]
+    raw_bounds = segment_bounds(bars.index)
+    raw_start = dict(zip(bars.index[raw_bounds[:-1]], raw_bounds[:-1], strict=True))
+    for s in spiked:
+        lo = raw_start[tickers[s]]
+        raw = bars.iloc[lo : lo + int(cleaned.rows_in[cleaned.kept[s]])].sort_values(
+            DATE, kind="stable"
+        )
+        raw_dates = raw[DATE].to_numpy()
+        kept = clean_dates[cleaned.bounds[s] : cleaned.bounds[s + 1]]
+        following = np.append(raw_dates[1:], np.datetime64("2262-01-01"))
+        for r in np.flatnonzero(~np.isin(raw_dates, kept)):
+            hit = np.flatnonzero((days >= raw_dates[r]) & (days < following[r]))
+            if len(hit) == 0:
+                continue
+            name = f"{len(pieces):08d}"  # pieces keep their order when sorted by name
+            pieces.append(raw.iloc[: r + 1].set_axis(pd.Index([name] * (r + 1), name=TICKER)))
+            real.append(s)
+            segment.append(np.full(len(hit), len(pieces) - 1))
+            day.append(hit)
+            replaced.append(s * len(days) + hit)
+    if not pieces:
+        return None, None
+    cut = hygiene.clean(pd.concat(pieces))
+    piece, piece_day = np.concatenate(segment), np.concatenate(day)
+    kept = np.isin(piece, cut.kept)  # a piece whose every bar is dropped has no row to give
+    return np.concatenate(replaced), _Cut(
+        cleaned=cut,
+        real=np.asarray(real)[cut.kept],
+        segment=np.searchsorted(cut.kept, piece[kept]),
+        day=piece_day[kept],
+    )

@@ -1,0 +1,230 @@
+"""The backtest: every past daily scan of a store as one panel, and what followed each.
+
+For every session ``D`` from ``start`` to ``end`` the panel holds the rows ``technic scan
+--as-of D`` publishes (same universe rules, hygiene, features and scores; computed from the
+whole history at once, see :mod:`pipeline.backtest.panel`) and each row's forward returns.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pipeline import hygiene, scoring
+from pipeline.alpha.labels import calendar
+from pipeline.backtest.panel import EXITS, STATUSES, Window, forward_returns, panel_rows
+from pipeline.config import Settings, TradeStyle, get_settings
+from pipeline.errors import ConfigError, StoreError
+from pipeline.frame import plan_reads
+from pipeline.schema import DATE, TICKER
+from pipeline.storage import Location
+from pipeline.store import BarStore, Generation
+from pipeline.vocabulary import TRADE_STYLES
+
+Progress = Callable[[str, int, int], None]
+HORIZONS: tuple[int, ...] = (1, 5, 10, 21)
+STAGES = ("read", "panel", "scores")
+# The panel's columns besides the forward returns (panel.parquet; the issue's names).
+COLUMNS: tuple[str, ...] = (
+    DATE, TICKER, "Sector", "close", "TechRating", "signal", "Tier", "ICS", "merit_band",
+    "merit_score", "composite_score", "AlphaScore",
+)  # fmt: skip
+
+
+@dataclass
+class Backtest:
+    """A finished backtest: the panel, the benchmark's forward returns per session, how many
+    tickers each session left unscored and why, and the timings."""
+
+    panel: pd.DataFrame
+    benchmark: pd.DataFrame  # per session: fwd_{h}d of the benchmark (NaN when unknown)
+    statuses: pd.DataFrame  # per session: tickers ok / short_history / stale
+    horizons: tuple[int, ...]
+    costs_bps: float
+    trade_style: TradeStyle
+    store: str
+    data_version: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def dates(self) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(self.statuses.index)
+
+
+def backtest(
+    store: str | os.PathLike[str] | None = None,
+    *,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    horizons: tuple[int, ...] = HORIZONS,
+    costs_bps: float = 10.0,
+    trade_style: str | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> Backtest:
+    """Every daily scan of ``store`` from ``start`` to ``end`` (default: the whole store) with
+    its ``horizons``-session forward returns. Bad options raise a one-line error."""
+    settings = settings or get_settings()
+    report = progress or (lambda stage, done, total: None)
+    style = TRADE_STYLES.parse(trade_style) if trade_style else settings.trade_style
+    horizons = _horizons(horizons)
+    if not (math.isfinite(costs_bps) and 0 <= costs_bps < 10_000):
+        raise ConfigError(
+            f"costs must be a number of basis points in [0, 10000), got {costs_bps!r}"
+        )
+    url = Location.parse(store).url if store is not None else settings.store_url
+    generation = BarStore.open(url).current()
+    if not generation.files:
+        raise StoreError(f"the store at {url} holds no bars")
+    timings: dict[str, float] = {}
+
+    tic = time.perf_counter()
+    frames = _read(generation, report)
+    timings["read"] = time.perf_counter() - tic
+
+    tic = time.perf_counter()
+    sessions = calendar(np.concatenate([f[DATE].to_numpy() for f in frames]))
+    first, stop = _range(sessions, start, end)
+    window = Window(
+        sessions=sessions,
+        start=first,
+        stop=stop,
+        horizons=horizons,
+        min_history=settings.min_history,
+        stale_days=settings.stale_days,
+        benchmark=settings.benchmark,
+    )
+    from pipeline.scan import read_benchmark
+
+    closes = read_benchmark(generation, settings.benchmark, None, None)
+    parts = _map(frames, lambda bars: panel_rows(bars, window, closes), report)
+    rows = pd.concat([p for p, _ in parts], ignore_index=True)
+    counts = sum(c for _, c in parts)
+    timings["panel"] = time.perf_counter() - tic
+
+    tic = time.perf_counter()
+    panel = _scored(rows, generation, style, horizons)
+    report("scores", 1, 1)
+    timings["scores"] = time.perf_counter() - tic
+    return Backtest(
+        panel=panel,
+        benchmark=_benchmark_returns(frames, window),
+        statuses=pd.DataFrame(
+            counts, index=pd.DatetimeIndex(window.days, name=DATE), columns=STATUSES
+        ),
+        horizons=horizons,
+        costs_bps=float(costs_bps),
+        trade_style=style,
+        store=url,
+        data_version=generation.data_version,
+        timings={k: round(v, 3) for k, v in timings.items()},
+    )
+
+
+def _horizons(horizons: tuple[int, ...]) -> tuple[int, ...]:
+    chosen = tuple(sorted({int(h) for h in horizons}))
+    if not chosen or chosen[0] < 1 or chosen[-1] > 252:
+        raise ConfigError(f"horizons must be sessions from 1 to 252, got {list(horizons)}")
+    return chosen
+
+
+def _range(sessions: np.ndarray, start, end) -> tuple[int, int]:
+    """Indices of the first and one past the last session to scan."""
+    if len(sessions) == 0:
+        raise StoreError("the store has no sessions to backtest")
+    lo = _day(start, "start") if start is not None else pd.Timestamp(sessions[0])
+    hi = _day(end, "end") if end is not None else pd.Timestamp(sessions[-1])
+    if hi < lo:
+        raise ConfigError(f"the end {hi:%Y-%m-%d} is before the start {lo:%Y-%m-%d}")
+    first = int(np.searchsorted(sessions, lo.to_datetime64(), side="left"))
+    stop = int(np.searchsorted(sessions, hi.to_datetime64(), side="right"))
+    if stop <= first:
+        have = f"{pd.Timestamp(sessions[0]):%Y-%m-%d} to {pd.Timestamp(sessions[-1]):%Y-%m-%d}"
+        raise ConfigError(
+            f"no session from {lo:%Y-%m-%d} to {hi:%Y-%m-%d}; the store has sessions {have}"
+        )
+    return first, stop
+
+
+def _day(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        stamp = pd.NaT
+    if pd.isna(stamp) or not 1900 <= stamp.year <= 2200:
+        raise ConfigError(f"bad {name} date {value!r}; use YYYY-MM-DD")
+    return stamp.normalize()
+
+
+def _read(generation: Generation, report: Progress) -> list[pd.DataFrame]:
+    reads = plan_reads(generation)
+    return _map(reads.specs, reads.read, report, stage="read")
+
+
+def _map(items: list, work: Callable, report: Progress, stage: str = "panel") -> list:
+    """``work`` over ``items`` on a thread per core (the kernels release the GIL), in order."""
+    out: list = [None] * len(items)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        pending = {pool.submit(work, item): i for i, item in enumerate(items)}
+        for done, future in enumerate(as_completed(pending), start=1):
+            out[pending[future]] = future.result()
+            report(stage, done, len(items))
+    return out
+
+
+def _scored(
+    rows: pd.DataFrame, generation: Generation, style: TradeStyle, horizons: tuple[int, ...]
+) -> pd.DataFrame:
+    """The scan's scores of every row, ranked within its date (:func:`scoring.labels`)."""
+    universe = generation.universe.reindex(pd.Index(rows[TICKER]))
+    rows = rows.assign(
+        market_cap=universe["market_cap"].to_numpy() if "market_cap" in universe else np.nan,
+        Sector=universe["sector"].fillna("Unknown").to_numpy(),
+    )
+    core = scoring.labels(rows, style=style, by=rows[DATE].to_numpy())
+    out = pd.DataFrame(
+        {
+            DATE: rows[DATE],
+            TICKER: rows[TICKER].astype("category"),
+            "Sector": rows["Sector"].astype("category"),
+            "close": rows["close"],
+            "TechRating": core.rating,
+            "signal": core.signal.astype("category"),
+            "Tier": core.tier.astype("category"),
+            "ICS": core.ics,
+            "merit_band": core.merit_band.astype("category"),
+            "merit_score": core.merit_score,
+            "composite_score": core.composite,
+            "AlphaScore": np.nan,
+        }
+    )
+    for h in horizons:
+        out[f"fwd_{h}d"] = rows[f"fwd_{h}d"]
+        out[f"exit_{h}d"] = rows[f"exit_{h}d"]
+    return out.sort_values([DATE, TICKER], kind="stable", ignore_index=True)
+
+
+def _benchmark_returns(frames: list[pd.DataFrame], window: Window) -> pd.DataFrame:
+    """The benchmark's forward returns per session of the window (NaN without it)."""
+    days = pd.DatetimeIndex(window.days, name=DATE)
+    out = pd.DataFrame(index=days)
+    bars = [f[f.index == window.benchmark] for f in frames]
+    bars = [b for b in bars if len(b)]
+    if not bars:
+        for h in window.horizons:
+            out[f"fwd_{h}d"] = np.nan
+        return out
+    cleaned = hygiene.clean(pd.concat(bars))
+    session = np.arange(window.start, window.stop)
+    seg = np.zeros(len(session), dtype=np.int64)
+    for h in window.horizons:
+        ret, code = forward_returns(cleaned, seg, session, window, h)
+        out[f"fwd_{h}d"] = np.where(code == EXITS.index("held"), ret, np.nan)
+    return out
