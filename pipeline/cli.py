@@ -7,6 +7,7 @@
 ``technic universe``    import a reference list (sector, industry, market cap) into a store
 ``technic train``       walk-forward train the ML alpha model on a store and save it
 ``technic evaluate``    the model's honest out-of-sample report against baselines
+``technic backtest``    every past daily scan of a store and the returns that followed
 
 Human output goes to stderr (progress, logs, the dashboard link) and stdout (the table);
 ``scan --json`` prints only the snapshot JSON on stdout. Bad input is one line on stderr and
@@ -597,6 +598,108 @@ def evaluate(
     else:
         out.print(_alpha_table(result.report))
     err.print(f"Report: {document['report']} and {len(document['plots'])} plots", soft_wrap=True)
+
+
+@app.command()
+def backtest(
+    store: StoreOption = None,
+    start: Annotated[
+        str | None, typer.Option(help="First session to scan, YYYY-MM-DD [default: the first].")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Last session to scan, YYYY-MM-DD [default: the last].")
+    ] = None,
+    horizons: Annotated[
+        str, typer.Option(help="Forward-return horizons in sessions, comma-separated.")
+    ] = "1,5,10,21",
+    costs_bps: Annotated[
+        float, typer.Option("--costs-bps", help="Trading costs per side, basis points.")
+    ] = 10.0,
+    trade_style: Annotated[
+        str | None,
+        typer.Option(
+            "--trade-style",
+            help=f"{' | '.join(TRADE_STYLES.names)} (aliases accepted) [default: "
+            "$TECHNIC_TRADE_STYLE].",
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output directory [default: $TECHNIC_DATA_DIR/backtests/…]."),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print only the summary JSON on stdout.")
+    ] = False,
+) -> None:
+    """Every past daily scan of the store as one panel, its forward returns, and how each
+    signal, tier, band, decile and sector did (panel.parquet, summary.json, report.html)."""
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from pipeline.backtest import report as files
+    from pipeline.backtest.run import STAGES
+    from pipeline.backtest.run import backtest as run_backtest
+    from pipeline.backtest.summary import summarize
+
+    settings = get_settings()
+    try:
+        chosen = tuple(int(h) for h in horizons.split(",") if h.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{horizons!r} is not a comma-separated list of sessions", param_hint="--horizons"
+        ) from None
+    with _progress() as bar:
+        tasks = {s: bar.add_task(s, total=None) for s in STAGES}
+
+        def report(stage: str, done: int, total: int) -> None:
+            bar.update(tasks[stage], completed=done, total=total)
+
+        result = run_backtest(
+            _store(store),
+            start=start,
+            end=end,
+            horizons=chosen,
+            costs_bps=costs_bps,
+            trade_style=trade_style,
+            settings=settings,
+            progress=report,
+        )
+    summary = summarize(result)
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    target = out_dir or settings.data_dir.expanduser() / "backtests" / stamp
+    paths = files.write(result, summary, target)
+    if json_output:
+        sys.stdout.buffer.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.flush()
+    else:
+        out.print(_backtest_table(summary))
+    err.print(
+        f"Backtest {summary['start']} → {summary['end']}: {summary['sessions']:,} sessions, "
+        f"{summary['rows']:,} rows in {sum(result.timings.values()):.1f}s",
+        soft_wrap=True,
+    )
+    err.print(f"Report: {paths['report']} (panel, summary and plots beside it)", soft_wrap=True)
+
+
+def _backtest_table(summary: dict) -> Table:
+    """Per signal, the net mean return and hit rate at every horizon."""
+    from rich.table import Table
+
+    horizons = list(summary["horizons"])
+    table = Table(title="Net forward return by signal (mean, hit rate)", title_justify="left")
+    table.add_column("Signal")
+    for h in horizons:
+        table.add_column(f"{h}d", justify="right")
+    signals = summary["horizons"][horizons[0]]["net"]["by"]["signal"]
+    for name in signals:
+        cells = []
+        for h in horizons:
+            row = summary["horizons"][h]["net"]["by"]["signal"].get(name) or {}
+            mean, hit = row.get("mean"), row.get("hit_rate")
+            cells.append("—" if mean is None else f"{mean:+.2%} · {hit:.0%}")
+        table.add_row(name, *cells)
+    return table
 
 
 def _data_version(path: Path) -> str:

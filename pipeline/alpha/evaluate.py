@@ -88,7 +88,7 @@ def newey_west_se(values: np.ndarray, lags: int) -> float:
     return float(np.sqrt(max(var, 0.0) / n))
 
 
-def _winsorize(session: np.ndarray, ret: np.ndarray) -> np.ndarray:
+def winsorize(session: np.ndarray, ret: np.ndarray) -> np.ndarray:
     """``ret`` clipped to its date's 1st and 99th percentiles."""
     bounds = pd.Series(ret).groupby(session).quantile([0.01, 0.99]).unstack()
     lo = bounds[0.01].reindex(session).to_numpy()
@@ -103,7 +103,7 @@ def decile_table(session: np.ndarray, score: np.ndarray, ret: np.ndarray) -> pd.
     df = df[counts >= MIN_NAMES]
     if df.empty:
         return pd.DataFrame()
-    df["r"] = _winsorize(df["s"].to_numpy(), df["r"].to_numpy())
+    df["r"] = winsorize(df["s"].to_numpy(), df["r"].to_numpy())
     pct = df.groupby("s")["a"].rank(pct=True, method="first")
     df["d"] = np.clip(np.ceil(pct.to_numpy() * 10).astype(int) - 1, 0, 9)
     return df.groupby(["s", "d"])["r"].mean().unstack("d")
@@ -141,7 +141,7 @@ def metrics(
     se_nw = newey_west_se(ic.to_numpy(), horizon - 1)
     deciles = decile_table(session, score, ret)
     spread = (deciles[9] - deciles[0]).mean() if not deciles.empty and 9 in deciles else np.nan
-    return _clean(
+    return json_safe(
         {
             "ic_mean": mean,
             "ic_std": std,
@@ -159,12 +159,12 @@ def metrics(
     )
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN and ±inf → None (JSON has no NaN); numpy scalars → Python numbers."""
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, float | np.floating):

@@ -245,7 +245,7 @@ def walk_forward(
     oos = pd.concat(pieces, ignore_index=True)
     result = evaluate.report(oos, folds, dates, h)
     outcome = (oos["fwd_ret_10d"] > 0).astype(float).where(oos["fwd_ret_10d"].notna())
-    result["calibration"] = evaluate._clean(
+    result["calibration"] = evaluate.json_safe(
         calibrate.walk_forward(oos["score"].to_numpy(), outcome.to_numpy(), oos["fold"].to_numpy())
     )
     return Run(data, dates, folds, oos, result, timings)
