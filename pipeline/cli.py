@@ -669,14 +669,15 @@ def backtest(
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
     target = out_dir or settings.data_dir.expanduser() / "backtests" / stamp
     paths = files.write(result, summary, target)
+    document = summary.document
     if json_output:
-        sys.stdout.buffer.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
         sys.stdout.flush()
     else:
-        out.print(_backtest_table(summary))
+        out.print(_backtest_table(document))
     err.print(
-        f"Backtest {summary['start']} → {summary['end']}: {summary['sessions']:,} sessions, "
-        f"{summary['rows']:,} rows in {sum(result.timings.values()):.1f}s",
+        f"Backtest {document['start']} → {document['end']}: {document['sessions']:,} sessions, "
+        f"{document['rows']:,} rows in {sum(result.timings.values()):.1f}s",
         soft_wrap=True,
     )
     err.print(f"Report: {paths['report']} (panel, summary and plots beside it)", soft_wrap=True)

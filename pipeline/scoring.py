@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import TradeStyle
+from pipeline.cross_section import Dates, pct_values
 from pipeline.indicators import sma
 from pipeline.vocabulary import BEARISH_SIGNALS, LONG_SIGNALS, MERIT_BAND_FLOORS
 
@@ -62,25 +63,24 @@ FLAG_LABELS = {
 }
 
 
-Groups = np.ndarray | None  # each row's date in a panel; None: one cross-section
+Groups = Dates | None  # a panel's rows by date; None: one cross-section
 
 
 def pct(values: pd.Series, by: Groups = None) -> pd.Series:
     """Cross-sectional percentile rank, 0–100 (ties share the average rank; NaN stays NaN),
     within each date of ``by`` when given."""
-    if by is None:
-        return values.rank(pct=True, method="average") * 100.0
-    return values.groupby(by).rank(pct=True, method="average") * 100.0
+    x = values.to_numpy(dtype="float64")
+    return pd.Series(pct_values(x) if by is None else by.pct(x), index=values.index)
 
 
 def weighted_mean(parts: dict[str, pd.Series], weights: dict[str, float]) -> pd.Series:
     """Row-wise weighted mean of ``parts``, skipping NaN parts and renormalising their weights."""
-    values = np.stack([np.asarray(v, dtype="float64") for v in parts.values()])
-    w = np.array([weights[name] for name in parts])[:, None]
-    present = ~np.isnan(values)
-    total = np.where(present, values, 0.0) * w
-    norm = present * w
-    total, norm = total.sum(axis=0), norm.sum(axis=0)
+    total = norm = 0.0
+    for name, part in parts.items():  # summed in order, as numpy sums a stack along axis 0
+        values = np.asarray(part, dtype="float64")
+        present = ~np.isnan(values)
+        total = total + np.where(present, values, 0.0) * weights[name]
+        norm = norm + present * weights[name]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(norm > 0, total / norm, np.nan)
     return pd.Series(mean, index=next(iter(parts.values())).index)

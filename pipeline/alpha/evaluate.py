@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.cross_section import Dates
 from pipeline.schema import segment_bounds
 
 MIN_NAMES = 20
@@ -58,21 +59,32 @@ def baseline_scores(panel: pd.DataFrame, seed: int = 0) -> dict[str, np.ndarray]
 
 def daily_ic(session: np.ndarray, score: np.ndarray, ret: np.ndarray) -> pd.Series:
     """Spearman rank correlation of ``score`` and ``ret`` per date (by session index)."""
-    df = pd.DataFrame({"s": session, "a": score, "b": ret}).dropna()
-    if df.empty:
+    return rank_ic(Dates.of(session), score, ret)
+
+
+def rank_ic(dates: Dates, score: np.ndarray, ret: np.ndarray) -> pd.Series:
+    """:func:`daily_ic` of rows already grouped by date, indexed by the dates (those with at
+    least :data:`MIN_NAMES` rows that have both values, neither constant)."""
+    score, ret = np.asarray(score, dtype="float64"), np.asarray(ret, dtype="float64")
+    both = ~(np.isnan(score) | np.isnan(ret))
+    if not both.any():
         return pd.Series(dtype="float64")
-    g = df.groupby("s")
-    a = g["a"].rank().to_numpy()
-    b = g["b"].rank().to_numpy()
-    sums = pd.DataFrame({"s": df["s"].to_numpy(), "n": 1.0, "a": a, "b": b, "ab": a * b})
-    sums["aa"], sums["bb"] = a * a, b * b
-    t = sums.groupby("s").sum()
-    n = t["n"]
-    cov = t["ab"] - t["a"] * t["b"] / n
-    va = t["aa"] - t["a"] ** 2 / n
-    vb = t["bb"] - t["b"] ** 2 / n
-    ic = cov / np.sqrt(va * vb)
-    return ic[(n >= MIN_NAMES) & (va > 0) & (vb > 0)]
+    a = dates.rank(np.where(both, score, np.nan))
+    b = dates.rank(np.where(both, ret, np.nan))
+    codes = dates.codes[both]
+    a, b = a[both], b[both]
+
+    def total(weights: np.ndarray | None) -> np.ndarray:
+        return np.bincount(codes, weights=weights, minlength=len(dates))
+
+    n, sa, sb = total(None).astype("float64"), total(a), total(b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = total(a * b) - sa * sb / n
+        va = total(a * a) - sa**2 / n
+        vb = total(b * b) - sb**2 / n
+        ic = cov / np.sqrt(va * vb)
+    keep = (n >= MIN_NAMES) & (va > 0) & (vb > 0)
+    return pd.Series(ic[keep], index=dates.days[keep])
 
 
 def newey_west_se(values: np.ndarray, lags: int) -> float:
@@ -90,10 +102,7 @@ def newey_west_se(values: np.ndarray, lags: int) -> float:
 
 def winsorize(session: np.ndarray, ret: np.ndarray) -> np.ndarray:
     """``ret`` clipped to its date's 1st and 99th percentiles."""
-    bounds = pd.Series(ret).groupby(session).quantile([0.01, 0.99]).unstack()
-    lo = bounds[0.01].reindex(session).to_numpy()
-    hi = bounds[0.99].reindex(session).to_numpy()
-    return np.clip(ret, lo, hi)
+    return Dates.of(session).clip_quantiles(ret)
 
 
 def decile_table(session: np.ndarray, score: np.ndarray, ret: np.ndarray) -> pd.DataFrame:

@@ -62,9 +62,10 @@ class Window:
 def panel_rows(
     bars: pd.DataFrame, window: Window, benchmark: Benchmark | None
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The scored rows of one partition (``date``, ``ticker``, :data:`INPUTS`, ``fwd_{h}d``,
-    ``exit_{h}d``), and per date of the window how many of its tickers had each status of
-    :data:`STATUSES` (an array ``(len(days), len(STATUSES))``)."""
+    """The scored rows of one partition (``date``, ``ticker`` as a categorical of the
+    partition's tickers, :data:`INPUTS`, ``fwd_{h}d``, ``exit_{h}d``), and per date of the
+    window how many of its tickers had each status of :data:`STATUSES` (an array
+    ``(len(days), len(STATUSES))``)."""
     bars = bars[bars.index != window.benchmark]
     cleaned = hygiene.clean(bars)
     tickers = cleaned.tickers[cleaned.kept]
@@ -82,18 +83,21 @@ def panel_rows(
         cut_rows["segment"] = cut.real[cut_rows["segment"].to_numpy()]
         rows = pd.concat([rows, cut_rows], ignore_index=True)
     real = rows.pop("segment").to_numpy()
-    rows.insert(1, TICKER, tickers[real])
+    rows.insert(1, TICKER, pd.Categorical.from_codes(real, categories=tickers))
     session = window.start + rows.pop("day").to_numpy()
     for h in window.horizons:
         ret, code = forward_returns(cleaned, real, session, window, h)
         rows[f"fwd_{h}d"] = ret
         rows[f"exit_{h}d"] = pd.Categorical.from_codes(code, EXITS)
-    order = np.lexsort((rows[DATE].to_numpy(), rows[TICKER].to_numpy()))
+    order = np.lexsort((rows[DATE].to_numpy(), real))
     return rows.iloc[order].reset_index(drop=True), counts
 
 
 def _empty(window: Window) -> pd.DataFrame:
-    columns: dict[str, object] = {DATE: np.array([], dtype="datetime64[ns]"), TICKER: []}
+    columns: dict[str, object] = {
+        DATE: np.array([], dtype="datetime64[ns]"),
+        TICKER: pd.Categorical([], categories=[]),
+    }
     columns.update({c: np.array([], dtype="float64") for c in INPUTS})
     for h in window.horizons:
         columns[f"fwd_{h}d"] = np.array([], dtype="float64")

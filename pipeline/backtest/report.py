@@ -14,23 +14,24 @@ import orjson
 import pandas as pd
 
 from pipeline.backtest.run import Backtest
-from pipeline.backtest.summary import EVENTS, IC_SCORES, growth
+from pipeline.backtest.summary import EVENTS, IC_SCORES, TOP_N, Summary
 
 PLOTS = ("growth.png", "ic.png", "deciles.png", "events.png")
 
 
-def write(result: Backtest, summary: dict[str, Any], out_dir: str | os.PathLike[str]) -> dict:
+def write(result: Backtest, summary: Summary, out_dir: str | os.PathLike[str]) -> dict:
     """Write every file into ``out_dir`` (created; each written whole, then renamed) and
     return their paths by name."""
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     paths = {"panel": out / "panel.parquet", "summary": out / "summary.json"}
     _atomic(paths["panel"], lambda p: result.panel.to_parquet(p, index=False))
-    data = orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+    document = summary.document
+    data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
     _atomic(paths["summary"], lambda p: p.write_bytes(data))
     for name, path in plots(result, summary, out).items():
         paths[name] = path
-    page = _html(summary, [p.name for k, p in paths.items() if k in PLOTS])
+    page = _html(document, [p.name for k, p in paths.items() if k in PLOTS])
     paths["report"] = out / "report.html"
     _atomic(paths["report"], lambda p: p.write_text(page, encoding="utf-8"))
     return {k: str(v) for k, v in paths.items()}
@@ -47,17 +48,16 @@ def _horizon(result: Backtest) -> int:
     return 10 if 10 in result.horizons else result.horizons[len(result.horizons) // 2]
 
 
-def plots(result: Backtest, summary: dict[str, Any], out: Path) -> dict[str, Path]:
+def plots(result: Backtest, summary: Summary, out: Path) -> dict[str, Path]:
     """The PNG plots (matplotlib, Agg), by file name."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipeline.backtest.summary import daily_ic_series
-
     paths: dict[str, Path] = {}
-    curves = growth(result)
+    curves = summary.curves
+    document = summary.document
     if curves:
         fig, (top, bottom) = plt.subplots(
             2, 1, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
@@ -68,7 +68,7 @@ def plots(result: Backtest, summary: dict[str, Any], out: Path) -> dict[str, Pat
         top.set_yscale("log")
         top.set_ylabel("$ (log scale)")
         top.set_title(
-            f"Growth of $10,000: top {10} names per signal, rebalanced daily, "
+            f"Growth of $10,000: top {TOP_N} names per signal, rebalanced daily, "
             f"net of {result.costs_bps:g} bps a side"
         )
         top.legend(fontsize=8)
@@ -79,7 +79,7 @@ def plots(result: Backtest, summary: dict[str, Any], out: Path) -> dict[str, Pat
     h = _horizon(result)
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for score in IC_SCORES:
-        ic = daily_ic_series(result, score, h)
+        ic = summary.daily_ic[(score, h)]
         if len(ic):
             ax.plot(ic.index, ic.cumsum().to_numpy(), label=score)
     ax.axhline(0, color="grey", lw=0.8)
@@ -92,7 +92,7 @@ def plots(result: Backtest, summary: dict[str, Any], out: Path) -> dict[str, Pat
     fig, ax = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / len(result.horizons)
     for i, horizon in enumerate(result.horizons):
-        table = summary["horizons"][str(horizon)]["net"]["by"]["decile"]
+        table = document["horizons"][str(horizon)]["net"]["by"]["decile"]
         keys = sorted(table, key=int)
         values = [(table[k]["mean"] or 0.0) * 100 for k in keys]
         ax.bar(np.arange(len(keys)) + i * width, values, width, label=f"{horizon}d")
@@ -107,7 +107,7 @@ def plots(result: Backtest, summary: dict[str, Any], out: Path) -> dict[str, Pat
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for label in EVENTS:
-        study = summary["events"].get(label) or {}
+        study = document["events"].get(label) or {}
         if study.get("entries"):
             values = [np.nan if v is None else v * 100 for v in study["cumulative_excess"]]
             ax.plot(study["offsets"], values, marker=".", label=f"{label} ({study['entries']:,})")

@@ -21,6 +21,7 @@ from pipeline import hygiene, scoring
 from pipeline.alpha.labels import calendar
 from pipeline.backtest.panel import EXITS, STATUSES, Window, forward_returns, panel_rows
 from pipeline.config import Settings, TradeStyle, get_settings
+from pipeline.cross_section import Dates
 from pipeline.errors import ConfigError, StoreError
 from pipeline.frame import plan_reads
 from pipeline.schema import DATE, TICKER
@@ -105,7 +106,7 @@ def backtest(
 
     closes = read_benchmark(generation, settings.benchmark, None, None)
     parts = _map(frames, lambda bars: panel_rows(bars, window, closes), report)
-    rows = pd.concat([p for p, _ in parts], ignore_index=True)
+    rows = _concat([p for p, _ in parts], pd.Index(generation.tickers))
     counts = sum(c for _, c in parts)
     timings["panel"] = time.perf_counter() - tic
 
@@ -179,21 +180,37 @@ def _map(items: list, work: Callable, report: Progress, stage: str = "panel") ->
     return out
 
 
+def _concat(parts: list[pd.DataFrame], tickers: pd.Index) -> pd.DataFrame:
+    """The partitions' rows as one frame, sorted by date then ticker, ``ticker`` a
+    categorical of the store's tickers."""
+    codes = np.concatenate(
+        [tickers.get_indexer(p[TICKER].cat.categories)[p[TICKER].cat.codes] for p in parts]
+    )
+    rows = pd.concat([p.drop(columns=TICKER) for p in parts], ignore_index=True)
+    order = np.lexsort((codes, rows[DATE].to_numpy()))
+    rows = rows.take(order).reset_index(drop=True)
+    rows.insert(1, TICKER, pd.Categorical.from_codes(codes[order], categories=tickers))
+    return rows
+
+
 def _scored(
     rows: pd.DataFrame, generation: Generation, style: TradeStyle, horizons: tuple[int, ...]
 ) -> pd.DataFrame:
     """The scan's scores of every row, ranked within its date (:func:`scoring.labels`)."""
-    universe = generation.universe.reindex(pd.Index(rows[TICKER]))
-    rows = rows.assign(
-        market_cap=universe["market_cap"].to_numpy() if "market_cap" in universe else np.nan,
-        Sector=universe["sector"].fillna("Unknown").to_numpy(),
-    )
-    core = scoring.labels(rows, style=style, by=rows[DATE].to_numpy())
+    codes = rows[TICKER].cat.codes.to_numpy()
+    universe = generation.universe  # its columns are those the reference table has
+    known = pd.Series(np.nan, index=universe.index)
+    market_cap = universe.get("market_cap", known).to_numpy(dtype="float64")
+    sectors = universe.get("sector", known).fillna("Unknown").astype("category")
+    rows = rows.assign(market_cap=market_cap[codes])
+    core = scoring.labels(rows, style=style, by=Dates.of(rows[DATE].to_numpy()))
     out = pd.DataFrame(
         {
             DATE: rows[DATE],
-            TICKER: rows[TICKER].astype("category"),
-            "Sector": rows["Sector"].astype("category"),
+            TICKER: rows[TICKER],
+            "Sector": pd.Categorical.from_codes(
+                sectors.cat.codes.to_numpy()[codes], categories=sectors.cat.categories
+            ),
             "close": rows["close"],
             "TechRating": core.rating,
             "signal": core.signal.astype("category"),
@@ -208,7 +225,7 @@ def _scored(
     for h in horizons:
         out[f"fwd_{h}d"] = rows[f"fwd_{h}d"]
         out[f"exit_{h}d"] = rows[f"exit_{h}d"]
-    return out.sort_values([DATE, TICKER], kind="stable", ignore_index=True)
+    return out
 
 
 def _benchmark_returns(frames: list[pd.DataFrame], window: Window) -> pd.DataFrame:
