@@ -225,7 +225,7 @@ def execute(
     timings["indicators"] = time.perf_counter() - tic
 
     tic = time.perf_counter()
-    alpha_info = _alpha_info(model, alpha_reason, settings)
+    alpha_info = _alpha_info(model, alpha_reason, settings, inputs.store)
     report("alpha", 1, 1)
     timings["alpha"] = alpha_lookup + time.perf_counter() - tic
 
@@ -318,17 +318,27 @@ def _indicators(
     return _gather(latest_frame, client, report)
 
 
-def _alpha_info(model: Any, reason: str, settings: Settings) -> dict[str, Any]:
+def _alpha_info(model: Any, reason: str, settings: Settings, store: Generation) -> dict[str, Any]:
     """The snapshot's ``model`` entry (``named``: chosen by TECHNIC_ALPHA_MODEL)."""
     if model is None:
         return {"alpha": None, "alpha_weight": 0.0, "reason": reason}
+    weight, unskilled = blend_weight(model, settings, store)
     return {
         "alpha": model.version,
-        "alpha_weight": settings.alpha_weight,
-        "reason": None,
+        "alpha_weight": weight,
+        "reason": None if unskilled is None else f"{unskilled}: AlphaScore is shown, not blended",
         "named": bool(settings.alpha_model),
         **model.summary(),
     }
+
+
+def blend_weight(model: Any, settings: Settings, store: Generation) -> tuple[float, str | None]:
+    """The AlphaScore weight of the composite score: TECHNIC_ALPHA_WEIGHT when the model's
+    card shows out-of-sample skill on this store, else 0 and why."""
+    from pipeline.alpha import artifact
+
+    unskilled = model.unskilled(artifact.StoreIdentity(store.store_id, store.url))
+    return (settings.alpha_weight if unskilled is None else 0.0), unskilled
 
 
 def _cross_section(
@@ -384,7 +394,7 @@ def _cross_section(
         account_size=request.account_size,
         risk_pct=request.risk_pct,
         alpha=alpha,
-        alpha_weight=settings.alpha_weight if alpha is not None else 0.0,
+        alpha_weight=blend_weight(model, settings, inputs.store)[0] if alpha is not None else 0.0,
         win_prob=win_prob,
     )
     table = _filter(table, request.sectors, request.min_price, request.min_dollar_volume)

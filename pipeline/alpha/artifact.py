@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 FORMAT = "technic-alpha/1"
 MODEL_FILE = "model.ubj"
 CARD_FILE = "card.json"
+# The out-of-sample skill a model must have shown to move a scan's ranking: a Newey–West t of
+# its pooled walk-forward IC at least this, measured on the store it scores.
+MIN_SKILL_T = 2.0
 
 
 @dataclass
@@ -59,6 +62,25 @@ class Model:
 
     def booster(self) -> xgb.Booster:
         return booster_from_bytes(self.raw)
+
+    def unskilled(self, identity: StoreIdentity) -> str | None:
+        """Why the model must not move a scan of ``identity``'s store (None: it may): its
+        card shows no out-of-sample skill there (:data:`MIN_SKILL_T`)."""
+        if not identity.trained(self.card):
+            where = (self.card.get("data") or {}).get("store")
+            return (
+                f"the model was trained on another store ({where}): its skill on this one "
+                f"is unmeasured"
+            )
+        t = ((self.card.get("metrics") or {}).get("model") or {}).get("ic_tstat_nw")
+        if t is None:
+            return "the model's card has no out-of-sample IC t-statistic"
+        if t < MIN_SKILL_T:
+            return (
+                f"the model's out-of-sample IC has a Newey–West t of {t:.2f}, under "
+                f"{MIN_SKILL_T:g}: no skill shown"
+            )
+        return None
 
     def summary(self) -> dict[str, Any]:
         """What a snapshot records about the model it used."""

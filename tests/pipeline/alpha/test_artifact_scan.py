@@ -100,12 +100,50 @@ def test_a_damaged_model_file_is_refused(trained, tmp_path) -> None:
         artifact.load(bad)
 
 
+def with_skill(t: float):
+    """A card edit: the pooled out-of-sample IC's Newey–West t is ``t``."""
+
+    def edit(card):
+        card["metrics"]["model"]["ic_tstat_nw"] = t
+
+    return edit
+
+
 @pytest.fixture(scope="module")
-def with_model(demo_store: Path, models_dir: Path, dask_client, tmp_path_factory):
+def skilled_models(trained, tmp_path_factory) -> Path:
+    """The trained model with a card that shows skill (t = 3): random walks give none, and
+    only a model that shows some is blended."""
+    models = tmp_path_factory.mktemp("skilled")
+    copy_model(trained.path, models, with_skill(3.0))
+    return models
+
+
+@pytest.fixture(scope="module")
+def with_model(demo_store: Path, skilled_models: Path, dask_client, tmp_path_factory):
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("scan"), models_dir=models_dir, dashboard_address=":0"
+        data_dir=tmp_path_factory.mktemp("scan"),
+        models_dir=skilled_models,
+        dashboard_address=":0",
     )
     return run_scan(demo_store, client=dask_client, settings=settings)
+
+
+def test_a_model_without_out_of_sample_skill_is_shown_not_blended(
+    demo_store: Path, trained, tmp_path
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    copy_model(trained.path, models, with_skill(0.5))
+    settings = Settings(data_dir=tmp_path, models_dir=models, cluster="sync")
+    result = run_scan(demo_store, settings=settings)
+    entry = result.snapshot["model"]
+    assert entry["alpha"] == trained.card["version"] and entry["alpha_weight"] == 0.0
+    assert "Newey–West t of 0.50" in entry["reason"] and "not blended" in entry["reason"]
+    t = result.table
+    assert t["AlphaScore"].notna().any()
+    pd.testing.assert_series_equal(
+        t["composite_score"], scoring.pct(t["TechRating"]).round(2), check_names=False
+    )
 
 
 def test_scan_uses_the_model_and_records_its_version(with_model, trained) -> None:
