@@ -670,6 +670,11 @@ def backtest(
     target = out_dir or settings.data_dir.expanduser() / "backtests" / stamp
     paths = files.write(result, summary, target)
     document = summary.document
+    if document["scoreboard"]:
+        from pipeline.backtest import scoreboard
+
+        saved = scoreboard.save(document["scoreboard"], result.store, settings)
+        err.print(f"Scoreboard for the next scans of this store: {saved}", soft_wrap=True)
     if json_output:
         sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
         sys.stdout.flush()

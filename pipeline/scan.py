@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import cudf_frame, features, hygiene, redis_conn, scoring, snapshots
+from pipeline.backtest import scoreboard
 from pipeline.cache import BarCache, count_outcomes
 from pipeline.config import Settings, TradeStyle, get_settings
 from pipeline.errors import ConfigError, StoreError
@@ -398,6 +399,11 @@ def _cross_section(
         win_prob=win_prob,
     )
     table = _filter(table, request.sectors, request.min_price, request.min_dollar_volume)
+    board = scoreboard.load(settings, request.store)
+    source = "model" if win_prob is not None else None
+    if win_prob is None and board is not None:
+        table["win_prob_10d"] = table["Signal"].map(scoreboard.win_rates(board)).astype(float)
+        source = scoreboard.describe(board)
     universe_size = int((statuses != "benchmark").sum())
     meta = {
         "snapshot_id": _snapshot_id(scan_date),
@@ -417,6 +423,8 @@ def _cross_section(
         "store": {"path": str(request.store), "data_version": inputs.store.data_version},
         "unscored": _unscored(statuses, scored.index.difference(table.index)),
         "universe_rules": {"min_history": settings.min_history, "stale_days": settings.stale_days},
+        "scoreboard": board,
+        "win_prob_source": source,
     }
     return table, statuses, meta
 

@@ -148,10 +148,14 @@ def movers(table: pd.DataFrame, count: int = MOVERS) -> list[dict[str, Any]]:
     return out
 
 
-def ideas(rows: list[dict[str, Any]], count: int = IDEAS) -> list[dict[str, Any]]:
+def ideas(
+    rows: list[dict[str, Any]], count: int = IDEAS, board: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Idea cards from ScanResult rows (best first): the first ``count`` Long / Strong Long
     rows of tier CORE or SATELLITE, each with its plan and sparkline (``option`` is null:
-    there is no options data)."""
+    there is no options data). With the latest backtest's scoreboard (``board``), the card
+    says how often its signal rose over the measured horizon."""
+    rates = (board or {}).get("signal") or {}
     out = []
     for row in rows:
         if len(out) == count:
@@ -164,7 +168,8 @@ def ideas(rows: list[dict[str, Any]], count: int = IDEAS) -> list[dict[str, Any]
             {
                 "title": f"{theme}: {row['ticker']}",
                 "ticker": row["ticker"],
-                "meta": f"TechRating {row['TechRating']:.0f} · {row['Sector']} · {row['Tier']}",
+                "meta": f"TechRating {row['TechRating']:.0f} · {row['Sector']} · {row['Tier']}"
+                + _base_rate(row["signal"], rates, board),
                 "plan": f"Entry {row['entry']:g} · Stop {row['stop']:g} · Target "
                 f"{row['target']:g} ({row['rrr']:g}R)",
                 "sparkline": row["sparkline"],
@@ -174,6 +179,15 @@ def ideas(rows: list[dict[str, Any]], count: int = IDEAS) -> list[dict[str, Any]
     return out
 
 
+def _base_rate(signal: str, rates: dict[str, Any], board: dict[str, Any] | None) -> str:
+    """' · Strong Long rose 10d later in 53% (2015–2017)', or '' without a measured rate."""
+    found = rates.get(signal)
+    if not found or board is None:
+        return ""
+    years = f"{str(board.get('from'))[:4]}–{str(board.get('to'))[:4]}"
+    return f" · {signal} rose {board.get('horizon')}d later in {found['win_rate']:.0%} ({years})"
+
+
 def build(table: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
     """The snapshot document: ScannerBundle fields first, then ``meta`` (which must hold
     ``universe_size``, ``symbols_scanned``, ``as_of`` and ``timings``)."""
@@ -181,7 +195,7 @@ def build(table: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
     return {
         "results": rows,
         "movers": movers(table),
-        "ideas": ideas(rows),
+        "ideas": ideas(rows, board=meta.get("scoreboard")),
         "log": status_line(meta),
         **meta,
     }
@@ -200,7 +214,8 @@ def restyle(table: pd.DataFrame, document: dict[str, Any], style: TradeStyle) ->
         alpha_weight=model.get("alpha_weight") or 0.0,
     )
     rows = results(ranked)
-    return {**document, "results": rows, "ideas": ideas(rows), "trade_style": style}
+    ideas_now = ideas(rows, board=document.get("scoreboard"))
+    return {**document, "results": rows, "ideas": ideas_now, "trade_style": style}
 
 
 UNSCORED_REASONS = {  # a snapshot's "unscored" statuses, in words

@@ -78,7 +78,7 @@ def answer(document: dict[str, Any], query: ScannerQuery) -> dict[str, Any]:
     return {
         **document,
         "results": shown,
-        "ideas": ideas(rows),
+        "ideas": ideas(rows, board=document.get("scoreboard")),
         "filters": filters,
         "log": f"{document.get('log', '')}. {words}".lstrip(". "),
     }

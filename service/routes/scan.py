@@ -124,7 +124,7 @@ async def ideas_tab(snapshot: SnapshotDep) -> Response:
     def make() -> bytes:
         document = snapshot.document
         answer = {
-            "data": ideas(document["results"], IDEAS_TAB),
+            "data": ideas(document["results"], IDEAS_TAB, document.get("scoreboard")),
             "snapshot_id": snapshot.snapshot_id,
             "as_of": document.get("as_of"),
             "trade_style": document.get("trade_style"),

@@ -172,3 +172,26 @@ def symbol_history(
     symbol = ticker.strip().upper()
     found = snapshots.history(symbol, days, settings=settings, conn=conn)
     return {"symbol": symbol, "history": found}
+
+
+@router.get(
+    "/v1/scoreboard",
+    openapi_extra=OPTIONAL_KEY,
+    responses=documented({503: SNAPSHOT_GONE}),
+)
+def scoreboard(snapshot: SnapshotDep) -> dict[str, Any]:
+    """The base rates the latest snapshot carries: per signal and per tier, how often the
+    10-day forward return was above zero and its mean, measured by the latest backtest of
+    the store (``technic backtest``); ``scoreboard`` is null (and ``reason`` says why) when
+    none was run."""
+    document = snapshot.document
+    board = document.get("scoreboard")
+    return {
+        "snapshot_id": document.get("snapshot_id"),
+        "as_of": document.get("as_of"),
+        "scoreboard": board,
+        "win_prob_source": document.get("win_prob_source"),
+        "reason": None
+        if board
+        else "no backtest of this store yet: run 'technic backtest' on it, then scan",
+    }
