@@ -646,8 +646,8 @@ def backtest(
     try:
         chosen = tuple(int(h) for h in horizons.split(",") if h.strip())
     except ValueError:
-        raise typer.BadParameter(
-            f"{horizons!r} is not a comma-separated list of sessions", param_hint="--horizons"
+        raise ConfigError(
+            f"--horizons: {horizons!r} is not a comma-separated list of sessions, e.g. 1,5,10"
         ) from None
     with _progress() as bar:
         tasks = {s: bar.add_task(s, total=None) for s in STAGES}

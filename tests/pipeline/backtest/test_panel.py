@@ -127,3 +127,26 @@ def test_a_bad_print_is_the_newest_bar_on_its_own_date_only(result, demo_univers
         assert mine[day] == raw[day] * 500.0  # as of its date, nothing says it is wrong
         after = result.dates[result.dates.searchsorted(day) + 1]
         assert mine[after] == raw[after]  # the next bar exposes it
+
+
+def test_a_shuffled_score_has_an_ic_inside_its_noise_band(result):
+    """No skill, no signal: TechRating shuffled among each date's tickers has a mean rank IC
+    within 1.96 Newey–West standard errors of zero (for 5 seeds, at most one outside, as
+    chance allows), while the summary's IC of the real score is computed the same way."""
+    from pipeline.alpha.evaluate import newey_west_se, rank_ic
+    from pipeline.cross_section import Dates
+
+    panel = result.panel
+    dates = Dates.of(panel[DATE].to_numpy())
+    ret = panel["fwd_5d"].to_numpy()
+    outside = 0
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        shuffled = panel["TechRating"].to_numpy().copy()
+        for lo, hi in zip(dates.starts[:-1], dates.starts[1:], strict=True):
+            rows = dates.order[lo:hi]
+            shuffled[rows] = rng.permutation(shuffled[rows])
+        ic = rank_ic(dates, shuffled, ret)
+        band = 1.96 * newey_west_se(ic.to_numpy(), 4)
+        outside += abs(ic.mean()) > band
+    assert outside <= 1
