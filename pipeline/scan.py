@@ -218,7 +218,7 @@ def execute(
 
     # the model is looked up first: the indicators stage computes its features
     tic = time.perf_counter()
-    model, alpha_reason = _alpha_model(settings, inputs.store)
+    model, alpha_reason = alpha_model(settings, inputs.store)
     alpha_lookup = time.perf_counter() - tic
 
     tic = time.perf_counter()
@@ -226,7 +226,7 @@ def execute(
     timings["indicators"] = time.perf_counter() - tic
 
     tic = time.perf_counter()
-    alpha_info = _alpha_info(model, alpha_reason, settings, inputs.store)
+    alpha_info = model_entry(model, alpha_reason, settings, inputs.store)
     report("alpha", 1, 1)
     timings["alpha"] = alpha_lookup + time.perf_counter() - tic
 
@@ -319,7 +319,7 @@ def _indicators(
     return _gather(latest_frame, client, report)
 
 
-def _alpha_info(model: Any, reason: str, settings: Settings, store: Generation) -> dict[str, Any]:
+def model_entry(model: Any, reason: str, settings: Settings, store: Generation) -> dict[str, Any]:
     """The snapshot's ``model`` entry (``named``: chosen by TECHNIC_ALPHA_MODEL)."""
     if model is None:
         return {"alpha": None, "alpha_weight": 0.0, "reason": reason}
@@ -469,7 +469,7 @@ def _log_scan(
     )
 
 
-def _alpha_model(settings: Settings, store: Generation) -> tuple[Any, str]:
+def alpha_model(settings: Settings, store: Generation) -> tuple[Any, str]:
     """The model to blend, or None and why AlphaScore will be null: the one named by
     TECHNIC_ALPHA_MODEL, else the newest compatible one trained on this store's universe."""
     null = "AlphaScore and win_prob_10d are null"

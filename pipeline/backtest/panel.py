@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import hygiene
-from pipeline.features import Benchmark, Tails, compute_indicators, features_at
+from pipeline.features import Benchmark, Extra, Tails, compute_indicators, features_at
 from pipeline.schema import DATE, TICKER, segment_bounds
 
 # The scan's features the scores read (pipeline.scoring), plus the close.
@@ -53,6 +53,7 @@ class Window:
     min_history: int
     stale_days: int
     benchmark: str  # its rows are not scored
+    alpha: Extra | None = None  # the model's raw score at given bars (scan's LatestAlpha)
 
     @property
     def days(self) -> np.ndarray:
@@ -150,9 +151,11 @@ def _rows(
         return pd.DataFrame({"segment": seg, "day": day, DATE: window.days[day]})
     ind = compute_indicators(arrays, bounds)
     feats = features_at(arrays, ind, Tails(first=first, last=pos), benchmark)
-    return pd.DataFrame(
-        {"segment": seg, "day": day, DATE: window.days[day], **{c: feats[c] for c in INPUTS}}
-    )
+    columns = {"segment": seg, "day": day, DATE: window.days[day], **{c: feats[c] for c in INPUTS}}
+    if window.alpha is not None:  # at each distinct bar once (days in a gap share one)
+        bars_at, back = np.unique(pos, return_inverse=True)
+        columns["alpha_raw"] = window.alpha(arrays, bounds, ind, bars_at)["alpha_raw"][back]
+    return pd.DataFrame(columns)
 
 
 def forward_returns(

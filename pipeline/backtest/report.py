@@ -79,7 +79,7 @@ def plots(result: Backtest, summary: Summary, out: Path) -> dict[str, Path]:
     h = _horizon(result)
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for score in IC_SCORES:
-        ic = summary.daily_ic[(score, h)]
+        ic = summary.daily_ic.get((score, h), pd.Series(dtype="float64"))
         if len(ic):
             ax.plot(ic.index, ic.cumsum().to_numpy(), label=score)
     ax.axhline(0, color="grey", lw=0.8)

@@ -7,12 +7,14 @@ whole history at once, see :mod:`pipeline.backtest.panel`) and each row's forwar
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +54,7 @@ class Backtest:
     trade_style: TradeStyle
     store: str
     data_version: str
+    model: dict[str, Any] = field(default_factory=dict)  # as a snapshot's ``model`` entry
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -102,8 +105,13 @@ def backtest(
         stale_days=settings.stale_days,
         benchmark=settings.benchmark,
     )
-    from pipeline.scan import read_benchmark
+    from pipeline.scan import alpha_model, model_entry, read_benchmark
 
+    model, why = alpha_model(settings, generation)
+    if model is not None:
+        from pipeline.alpha.inference import LatestAlpha
+
+        window = dataclasses.replace(window, alpha=LatestAlpha.of(model))
     closes = read_benchmark(generation, settings.benchmark, None, None)
     parts = _map(frames, lambda bars: panel_rows(bars, window, closes), report)
     rows = _concat([p for p, _ in parts], pd.Index(generation.tickers))
@@ -111,7 +119,12 @@ def backtest(
     timings["panel"] = time.perf_counter() - tic
 
     tic = time.perf_counter()
-    panel = _scored(rows, generation, style, horizons)
+    entry = model_entry(model, why, settings, generation)
+    if model is not None:
+        entry["in_sample"] = (
+            model.card["data"]["last_date"] >= f"{pd.Timestamp(window.days[0]):%Y-%m-%d}"
+        )
+    panel = _scored(rows, generation, style, horizons, model, entry["alpha_weight"])
     report("scores", 1, 1)
     timings["scores"] = time.perf_counter() - tic
     return Backtest(
@@ -125,6 +138,7 @@ def backtest(
         trade_style=style,
         store=url,
         data_version=generation.data_version,
+        model=entry,
         timings={k: round(v, 3) for k, v in timings.items()},
     )
 
@@ -194,16 +208,31 @@ def _concat(parts: list[pd.DataFrame], tickers: pd.Index) -> pd.DataFrame:
 
 
 def _scored(
-    rows: pd.DataFrame, generation: Generation, style: TradeStyle, horizons: tuple[int, ...]
+    rows: pd.DataFrame,
+    generation: Generation,
+    style: TradeStyle,
+    horizons: tuple[int, ...],
+    model: Any = None,
+    weight: float = 0.0,
 ) -> pd.DataFrame:
-    """The scan's scores of every row, ranked within its date (:func:`scoring.labels`)."""
+    """The scan's scores of every row, ranked within its date (:func:`scoring.labels`); with
+    a model, its AlphaScore (the same per-date scaling as a scan's) and the composite score
+    without it too (``composite_without_alpha``)."""
     codes = rows[TICKER].cat.codes.to_numpy()
     universe = generation.universe  # its columns are those the reference table has
     known = pd.Series(np.nan, index=universe.index)
     market_cap = universe.get("market_cap", known).to_numpy(dtype="float64")
     sectors = universe.get("sector", known).fillna("Unknown").astype("category")
     rows = rows.assign(market_cap=market_cap[codes])
-    core = scoring.labels(rows, style=style, by=Dates.of(rows[DATE].to_numpy()))
+    dates = Dates.of(rows[DATE].to_numpy())
+    alpha = None
+    if model is not None:
+        from pipeline.alpha.inference import alpha_score
+
+        raw = rows["alpha_raw"].to_numpy(dtype="float64")
+        scaled = dates.each(raw, lambda x: alpha_score(pd.Series(x)).to_numpy())
+        alpha = pd.Series(scaled, index=rows.index)
+    core = scoring.labels(rows, style=style, alpha=alpha, alpha_weight=weight, by=dates)
     out = pd.DataFrame(
         {
             DATE: rows[DATE],
@@ -219,9 +248,11 @@ def _scored(
             "merit_band": core.merit_band.astype("category"),
             "merit_score": core.merit_score,
             "composite_score": core.composite,
-            "AlphaScore": np.nan,
+            "AlphaScore": np.nan if alpha is None else alpha,
         }
     )
+    if alpha is not None and weight > 0:
+        out["composite_without_alpha"] = scoring.composite(core.rating, None, 0.0, dates).round(2)
     for h in horizons:
         out[f"fwd_{h}d"] = rows[f"fwd_{h}d"]
         out[f"exit_{h}d"] = rows[f"exit_{h}d"]

@@ -36,6 +36,8 @@ SPREADS = {
     "decile": ("10", "1"),
 }
 IC_SCORES = ("TechRating", "composite_score", "AlphaScore")
+# with a blended model, the composite score as it would be without it
+WITHOUT_ALPHA = "composite_without_alpha"
 EVENTS = ("Strong Long", "Short")
 EVENT_WINDOW = (-5, 21)  # sessions around an entry
 SCOREBOARD_HORIZON = 10
@@ -103,6 +105,7 @@ def summarize(result: Backtest) -> Summary:
     panel = result.panel
     cost = 2.0 * result.costs_bps / 1e4
     daily_ic: dict[tuple[str, int], pd.Series] = {}
+    scores = [s for s in (*IC_SCORES, WITHOUT_ALPHA) if s in panel]
     horizons = {}
     for h in result.horizons:
         gross = panel[f"fwd_{h}d"].to_numpy(dtype="float64")
@@ -112,10 +115,10 @@ def summarize(result: Backtest) -> Summary:
         horizons[str(h)] = {
             "gross": gross_stats,
             "net": net_stats,
-            "ic": {s: _ic(data.dates, panel[s].to_numpy(), gross, h) for s in IC_SCORES},
+            "ic": {s: _ic(data.dates, panel[s].to_numpy(), gross, h) for s in scores},
             "exits": {str(k): int(v) for k, v in panel[f"exit_{h}d"].value_counts().items()},
         }
-        for score in IC_SCORES:
+        for score in scores:
             daily_ic[(score, h)] = horizons[str(h)]["ic"][score].pop("series")
     dates = result.dates
     curves = growth(data)
@@ -130,6 +133,7 @@ def summarize(result: Backtest) -> Summary:
             "tickers": int(panel[TICKER].nunique()),
             "costs_bps": result.costs_bps,
             "trade_style": result.trade_style,
+            "model": result.model,
             "unscored": {c: int(result.statuses[c].sum()) for c in ("short_history", "stale")},
             "horizons": horizons,
             "turnover": _turnover(data),
