@@ -31,34 +31,18 @@ import orjson
 import pandas as pd
 
 from bench.common import append, parser, record
+from pipeline.sources.public_data import SNAPSHOT
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 START, END = "2015-01-02", "2017-10-13"
 HORIZONS = "1,5,10,21"
-SNAPSHOT = "2021-02-02"
 
 
 def real_store(root: Path) -> Path:
     """The real universe's store under ``root``, built on first use."""
-    from pipeline.store import BarStore
+    from pipeline.sources.public_data import import_us_universe
 
-    path = root.expanduser() / "real-us"
-    if BarStore(path).exists():
-        return path
-    needed = ["us_stocks_ohlcv.parquet", "benchmarks_ohlcv.parquet"]
-    missing = [n for n in needed if not (DATA / n).exists()]
-    if missing:
-        raise SystemExit(f"the real data is not in {DATA} ({', '.join(missing)} missing)")
-    bars = pd.concat([pd.read_parquet(DATA / n) for n in needed], ignore_index=True)
-    reference = DATA / "us_tickers_sector_industry.parquet"
-    universe = None
-    if reference.exists():
-        table = pd.read_parquet(reference)
-        table = table[table["snapshot_date"].astype(str) == SNAPSHOT]
-        columns = ["ticker", "name", "sector", "industry", "market_cap"]
-        universe = table[columns].drop_duplicates("ticker", keep="last")
-    BarStore(path).write(bars, universe, merge=False, sources=tuple(needed))
-    return path
+    return Path(import_us_universe(DATA, root.expanduser() / "real-us"))
 
 
 def run(command: list[str], env: dict[str, str]) -> tuple[float, float, int, bytes]:

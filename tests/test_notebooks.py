@@ -19,7 +19,12 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = REPO / "notebooks"
-EXPECTED = ("01_quickstart.ipynb", "02_factor_research.ipynb", "03_profiling.ipynb")
+EXPECTED = (
+    "01_quickstart.ipynb",
+    "02_factor_research.ipynb",
+    "03_profiling.ipynb",
+    "04_backtest.ipynb",
+)
 STORE_VARIABLE = "TECHNIC_NOTEBOOK_STORE"
 
 
@@ -27,7 +32,7 @@ def _read(name: str):
     return nbformat.read(NOTEBOOKS / name, as_version=4)
 
 
-def test_the_three_notebooks_are_there() -> None:
+def test_the_notebooks_are_there() -> None:
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == sorted(EXPECTED)
 
 
