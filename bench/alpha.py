@@ -27,8 +27,9 @@ from pipeline.alpha import artifact, panel
 from pipeline.alpha.train import Config, predict, train
 from pipeline.cluster import client_session
 from pipeline.config import Settings
-from pipeline.features import Tails, compute_indicators
+from pipeline.features import compute_indicators
 from pipeline.scan import STAGES, run_scan
+from pipeline.segments import Tails
 from pipeline.store import BarStore
 
 

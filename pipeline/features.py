@@ -10,7 +10,6 @@ last bar are kept. All features are unit-free except ``close``, ``atr14``, the v
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -19,8 +18,8 @@ import pyarrow as pa
 
 from pipeline import cudf_frame, hygiene, signals
 from pipeline.indicators import REGISTRY
-from pipeline.kernels.rolling import window_ending
 from pipeline.schema import DATE, DATE_DTYPE, TICKER, TICKER_DTYPE
+from pipeline.segments import Benchmark, Tails
 
 RETURN_HORIZONS = (1, 5, 21, 63, 126, 252)
 SMA_PERIODS = (20, 50, 200)
@@ -91,43 +90,6 @@ COLUMNS: dict[str, str] = {
     **dict.fromkeys(signals.SIGNALS, "bool"),
     "sparkline": SPARKLINE_DTYPE,
 }
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    """The benchmark's closes by date, for relative strength (small: sent to every task)."""
-
-    dates: np.ndarray  # datetime64[ns], ascending
-    close: np.ndarray
-
-    def close_at(self, dates: np.ndarray) -> np.ndarray:
-        """Benchmark close on or before each date (NaN before its first bar)."""
-        pos = np.searchsorted(self.dates, dates, side="right") - 1
-        return np.where(pos >= 0, self.close[np.maximum(pos, 0)], np.nan)
-
-
-@dataclass(frozen=True)
-class Tails:
-    """Where each output row is evaluated in a flat partition: ``last``, the bar it is as of,
-    and ``first``, its ticker's first bar. A scan has one row per ticker at its last bar; a
-    backtest one per (ticker, date) at its last bar on or before the date."""
-
-    first: np.ndarray
-    last: np.ndarray
-
-    @classmethod
-    def from_bounds(cls, bounds: np.ndarray) -> Tails:
-        return cls(first=bounds[:-1], last=bounds[1:] - 1)
-
-    def window(self, values: np.ndarray, n: int, lag: int, how: int) -> np.ndarray:
-        """``values`` reduced over the ``n`` bars ending ``lag`` bars before each row's bar
-        (``how``: 0 max, 1 min, 2 mean; see :func:`pipeline.kernels.rolling.window_ending`)."""
-        return window_ending(values, self.first, self.last, n, lag, how)
-
-    def at(self, values: np.ndarray, lag: int = 0) -> np.ndarray:
-        """``values`` at ``lag`` bars before each last bar (NaN where the ticker is shorter)."""
-        pos = self.last - lag
-        return np.where(pos >= self.first, values[np.maximum(pos, self.first)], np.nan)
 
 
 @lru_cache(maxsize=1)

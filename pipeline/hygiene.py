@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.kernels import cleaning
-from pipeline.schema import BAR_COLUMNS, DATE, DATE_DTYPE, TICKER, segment_bounds
+from pipeline.schema import BAR_COLUMNS, DATE, DATE_DTYPE, TICKER
+from pipeline.segments import segment_bounds
 
 REASONS: tuple[str, ...] = (
     "duplicate_date",

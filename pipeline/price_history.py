@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline import hygiene
-from pipeline.schema import DATE, empty_bars, run_starts, segment_bounds
+from pipeline.schema import DATE, empty_bars
+from pipeline.segments import run_starts, segment_bounds
 from pipeline.store import Generation, StoreFile, read_bytes, read_file
 
 RECENT_SESSIONS = 260  # a year of sessions: the detail screen asks for 90 days

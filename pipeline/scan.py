@@ -49,6 +49,7 @@ from pipeline.config import Settings, TradeStyle, get_settings
 from pipeline.errors import ConfigError, StoreError
 from pipeline.frame import BarReads, load_bars, plan_reads
 from pipeline.schema import DATE
+from pipeline.segments import Benchmark
 from pipeline.storage import Location
 from pipeline.store import BarStore, Generation
 from pipeline.vocabulary import TRADE_STYLES, match_sectors
@@ -257,7 +258,7 @@ class _Inputs:
 
     store: Generation
     cache: BarCache | None
-    benchmark: features.Benchmark | None
+    benchmark: Benchmark | None
     device: str
     bars: dd.DataFrame | BarReads  # persisted on the workers with a client; planned without
 
@@ -567,7 +568,7 @@ def _bar_cache(settings: Settings, generation: Generation) -> BarCache | None:
 
 def read_benchmark(
     store: Generation, ticker: str, cutoff: pd.Timestamp | None, cache: BarCache | None
-) -> features.Benchmark | None:
+) -> Benchmark | None:
     """The benchmark's closes up to ``cutoff`` (all when None) for relative strength and the
     regime; None (with a warning) when the store does not hold it."""
     if ticker not in store.tickers:
@@ -578,7 +579,7 @@ def read_benchmark(
     reads = plan_reads(store, tickers=[ticker], end=cutoff, cache=cache)
     bars = pd.concat([reads.read(spec) for spec in reads.specs])
     bars = bars[bars["close"] > 0].sort_values(DATE)
-    return features.Benchmark(dates=bars[DATE].to_numpy(), close=bars["close"].to_numpy())
+    return Benchmark(dates=bars[DATE].to_numpy(), close=bars["close"].to_numpy())
 
 
 def _wait(futures: list, stage: str, report: Progress) -> None:

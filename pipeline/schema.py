@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.errors import DataError
 
@@ -124,31 +122,3 @@ def validate_bars(frame: pd.DataFrame) -> None:
     keys = pd.MultiIndex.from_arrays([frame.index, frame[DATE]])
     if not keys.is_monotonic_increasing:
         raise DataError("bars must be sorted by (ticker, date)")
-
-
-def run_starts(tickers: pa.Array | pa.ChunkedArray | np.ndarray) -> np.ndarray:
-    """Where each ticker's run starts in ``tickers`` (grouped by ticker): ``[0, ...]``, empty
-    for no rows. The one definition of ticker boundaries: store files, splits and the
-    segmented kernels' bounds all come from it. Arrow strings are compared without
-    factorizing."""
-    if isinstance(tickers, pa.ChunkedArray):
-        tickers = tickers.combine_chunks()
-    if len(tickers) == 0:
-        return np.zeros(0, dtype=np.int64)
-    if isinstance(tickers, pa.Array):
-        changed = pc.not_equal(tickers[1:], tickers[:-1]).to_numpy(zero_copy_only=False)
-    else:
-        changed = tickers[1:] != tickers[:-1]
-    return np.r_[0, np.flatnonzero(changed) + 1].astype(np.int64)
-
-
-def segment_bounds(index: pd.Index) -> np.ndarray:
-    """Start offset of each ticker's run in a ticker-grouped ``index``, plus the total length.
-
-    ``bounds[i]:bounds[i+1]`` is the i-th ticker's slice; a frame of ``k`` tickers gives
-    ``k + 1`` bounds. This is what every segmented kernel takes.
-    """
-    values = index.array
-    arrow = getattr(values, "_pa_array", None)  # Arrow-backed strings
-    starts = run_starts(arrow if arrow is not None else np.asarray(values))
-    return np.r_[starts, len(index)].astype(np.int64)

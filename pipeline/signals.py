@@ -20,12 +20,10 @@ A signal whose inputs are missing (too little history) is False.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from pipeline.features import Tails
+from pipeline.segments import Tails
 
 SIGNALS: tuple[str, ...] = (
     "new_52w_high",

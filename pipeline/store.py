@@ -69,8 +69,8 @@ from pipeline.schema import (
     TICKER_DTYPE,
     conform_bars,
     empty_bars,
-    run_starts,
 )
+from pipeline.segments import run_starts
 from pipeline.storage import Conflict, Location
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cross_section import Dates
-from pipeline.schema import segment_bounds
+from pipeline.segments import segment_bounds
 
 MIN_NAMES = 20
 BASELINES = ("momentum_12_1", "short_term_reversal", "random")

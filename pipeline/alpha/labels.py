@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.schema import segment_bounds
+from pipeline.segments import segment_bounds
 
 HORIZONS: tuple[int, ...] = (5, 10)
 SESSION_SHARE = 0.2

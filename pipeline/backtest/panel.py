@@ -2,7 +2,7 @@
 session would score, with the scan's inputs and the forward returns that followed.
 
 A row as of session ``D`` is evaluated at the ticker's last clean bar on or before ``D``
-(:class:`pipeline.features.Tails`), with the same kernels and formulas as the scan, so it
+(:class:`pipeline.segments.Tails`), with the same kernels and formulas as the scan, so it
 holds the numbers ``technic scan --as-of D`` computes; the statuses are the scan's too
 (``short_history`` before ``stale``). The one piece of hygiene that looks ahead is the price
 spike check, which judges a close by both neighbours: the last bar of a history cut at ``D``
@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline import hygiene
-from pipeline.features import Benchmark, Extra, Tails, compute_indicators, features_at
-from pipeline.schema import DATE, TICKER, segment_bounds
+from pipeline.features import Extra, compute_indicators, features_at
+from pipeline.schema import DATE, TICKER
+from pipeline.segments import Benchmark, Tails, segment_bounds
 
 # The scan's features the scores read (pipeline.scoring), plus the close.
 INPUTS: tuple[str, ...] = (

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from pipeline import hygiene
-from pipeline.schema import BAR_COLUMNS, conform_bars, empty_bars, segment_bounds
+from pipeline.schema import BAR_COLUMNS, conform_bars, empty_bars
+from pipeline.segments import segment_bounds
 
 NAN, INF = np.nan, np.inf
 

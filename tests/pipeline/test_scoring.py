@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from pipeline import scoring, vocabulary
-from pipeline.features import Benchmark, latest_features
+from pipeline.features import latest_features
 from pipeline.schema import TICKER
+from pipeline.segments import Benchmark
 
 NAN = np.nan
 

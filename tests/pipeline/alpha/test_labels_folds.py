@@ -11,7 +11,7 @@ import pytest
 from pipeline.alpha import labels
 from pipeline.alpha.folds import walk_forward
 from pipeline.errors import ConfigError
-from pipeline.schema import segment_bounds
+from pipeline.segments import segment_bounds
 
 
 def toy_panel(close: dict[str, list[float]], dates: pd.DatetimeIndex) -> pd.DataFrame:

@@ -9,8 +9,9 @@ import pytest
 
 from pipeline import hygiene
 from pipeline.alpha import panel
-from pipeline.features import Tails, compute_indicators
+from pipeline.features import compute_indicators
 from pipeline.schema import TICKER
+from pipeline.segments import Tails
 
 
 @pytest.fixture(scope="module")

@@ -69,8 +69,9 @@ def check_features() -> int:
     returns the tickers compared."""
     import pandas as pd
 
-    from pipeline.features import Benchmark, latest_features
+    from pipeline.features import latest_features
     from pipeline.schema import TICKER
+    from pipeline.segments import Benchmark
     from pipeline.sources.synthetic import generate_universe
 
     bars = generate_universe(12, 280, seed=4).bars.set_index(TICKER)
@@ -87,7 +88,8 @@ def to_device_columns(bars):
     :func:`pipeline.cudf_frame.device_columns` makes of a cuDF partition)."""
     from numba import cuda
 
-    from pipeline.schema import BAR_COLUMNS, DATE, segment_bounds
+    from pipeline.schema import BAR_COLUMNS, DATE
+    from pipeline.segments import segment_bounds
 
     bounds = segment_bounds(bars.index)
     tickers = bars.index[bounds[:-1]]
@@ -103,8 +105,9 @@ def check_device_hygiene() -> int:
     import pandas as pd
 
     from pipeline import hygiene
-    from pipeline.features import Benchmark, features_of, latest_features
+    from pipeline.features import features_of, latest_features
     from pipeline.schema import TICKER, conform_bars
+    from pipeline.segments import Benchmark
     from pipeline.sources.synthetic import generate_universe
     from tests.pipeline.test_hygiene import DIRTY_ROWS, SPIKE_ROWS
 
