@@ -36,13 +36,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline import cudf_frame, features, hygiene, redis_conn, scoring, snapshots
+from pipeline import cudf_frame, features, hygiene, redis_conn, scoring, snapshots, universe_rules
 from pipeline.backtest import scoreboard
 from pipeline.cache import BarCache, count_outcomes
 from pipeline.config import Settings, TradeStyle, get_settings
@@ -50,6 +49,7 @@ from pipeline.errors import ConfigError, StoreError
 from pipeline.frame import BarReads, load_bars, plan_reads
 from pipeline.schema import DATE
 from pipeline.segments import Benchmark
+from pipeline.snapshots.document import Snapshot
 from pipeline.storage import Location
 from pipeline.store import BarStore, Generation
 from pipeline.vocabulary import TRADE_STYLES, match_sectors
@@ -65,25 +65,13 @@ STAGES = ("read", "indicators", "alpha", "cross_section")
 
 
 @dataclass
-class ScanResult:
-    """A finished scan: the ranked table, its snapshot document and per-stage timings."""
+class ScanResult(Snapshot):
+    """A finished scan: its snapshot (the ranked table and the document), per-stage timings,
+    the hygiene counts and each ticker's status."""
 
-    table: pd.DataFrame
-    snapshot: dict[str, Any]
     timings: dict[str, float]
     hygiene: dict[str, int]
     statuses: pd.Series = field(repr=False)
-    _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
-
-    def to_json(self) -> bytes:
-        """The snapshot document as JSON bytes (what the app receives), serialised once."""
-        if self._json is None:
-            self._json = snapshots.to_json(self.snapshot)
-        return self._json
-
-    def write(self, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
-        """Write the snapshot's JSON and Parquet files into ``out_dir``."""
-        return snapshots.write(self.snapshot, self.table, Path(out_dir), self.to_json())
 
 
 @dataclass(frozen=True)
@@ -626,13 +614,15 @@ def _map_locally(
 def _statuses(latest: pd.DataFrame, scan_date: pd.Timestamp, settings: Settings) -> pd.Series:
     """Why each ticker is or is not scored: ok, benchmark, no_clean_bars, short_history,
     stale (last bar more than ``stale_days`` before the scan date)."""
-    bars = latest["bars"].to_numpy()
-    stale = latest["last_date"].to_numpy() < (scan_date - pd.Timedelta(days=settings.stale_days))
-    status = np.select(
-        [latest.index == settings.benchmark, bars == 0, bars < settings.min_history, stale],
-        ["benchmark", "no_clean_bars", "short_history", "stale"],
-        "ok",
+    codes = universe_rules.status_codes(
+        latest["bars"].to_numpy(),
+        latest["last_date"].to_numpy(),
+        scan_date.to_datetime64(),
+        min_history=settings.min_history,
+        stale_days=settings.stale_days,
     )
+    status = np.array(universe_rules.STATUSES, dtype=object)[codes]
+    status[latest.index == settings.benchmark] = "benchmark"
     return pd.Series(status, index=latest.index, dtype="object")
 
 

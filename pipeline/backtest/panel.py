@@ -31,6 +31,7 @@ from pipeline import hygiene
 from pipeline.features import Extra, compute_indicators, features_at
 from pipeline.schema import DATE, TICKER
 from pipeline.segments import Benchmark, Tails, segment_bounds
+from pipeline.universe_rules import STATUSES, status_codes
 
 # The scan's features the scores read (pipeline.scoring), plus the close.
 INPUTS: tuple[str, ...] = (
@@ -39,8 +40,6 @@ INPUTS: tuple[str, ...] = (
     "atr14_pct", "adx14", "plus_di14", "minus_di14", "mfi14", "avg_dollar_volume_20d", "rs_63d",
 )  # fmt: skip
 EXITS: tuple[str, ...] = ("held", "delisted", "no_entry", "no_future")
-STATUSES: tuple[str, ...] = ("ok", "short_history", "stale")
-DAY = np.timedelta64(1, "D")
 
 
 @dataclass(frozen=True)
@@ -142,9 +141,13 @@ def _rows(
     days = window.days[day]
     pos = as_of(arrays[DATE], bounds, seg, days)
     first = bounds[seg]
-    bars = pos - first + 1
-    stale = arrays[DATE][pos] < days - window.stale_days * DAY
-    status = np.select([bars < window.min_history, stale], [1, 2], 0)
+    status = status_codes(
+        pos - first + 1,
+        arrays[DATE][pos],
+        days,
+        min_history=window.min_history,
+        stale_days=window.stale_days,
+    )
     np.add.at(counts, (day, status), 1)
     ok = status == 0
     seg, day, pos, first = seg[ok], day[ok], pos[ok], first[ok]

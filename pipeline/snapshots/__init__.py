@@ -1,9 +1,9 @@
 """Scan snapshots: the document the app reads, its files, and its life in Redis.
 
 ``build``/``to_json``/``write`` turn a ranked table into the app's document and files
-(:mod:`.document`). ``publish`` puts a :class:`~pipeline.scan.ScanResult` into Redis atomically
-(:mod:`.redis_store`); when Redis cannot be reached the snapshot waits in the data directory
-(:mod:`.pending`) and goes out with the next ``publish`` or ``push``. ``latest``, ``get``,
+(:mod:`.document`). ``publish`` puts a :class:`Snapshot` (a scan's result is one) into Redis
+atomically (:mod:`.redis_store`); when Redis cannot be reached the snapshot waits in the data
+directory (:mod:`.pending`) and goes out with the next ``publish`` or ``push``. ``latest``, ``get``,
 ``history`` and ``diff`` read it back::
 
     from pipeline import run_scan, snapshots
@@ -26,15 +26,15 @@ from pipeline import redis_conn
 from pipeline.config import Settings, get_settings
 from pipeline.errors import TechnicError, clip
 from pipeline.snapshots import pending, redis_store
-from pipeline.snapshots.document import build, restyle, status_line, to_json, write
+from pipeline.snapshots.document import Snapshot, build, restyle, status_line, to_json, write
 
 if TYPE_CHECKING:
     import redis
 
-    from pipeline.scan import ScanResult
 
 __all__ = [
     "Published",
+    "Snapshot",
     "SnapshotNotFound",
     "SnapshotRefused",
     "build",
@@ -112,7 +112,7 @@ def _context(settings: Settings | None, conn: redis.Redis | None):
 
 
 def publish(
-    result: ScanResult, *, settings: Settings | None = None, conn: redis.Redis | None = None
+    result: Snapshot, *, settings: Settings | None = None, conn: redis.Redis | None = None
 ) -> Published:
     """Publish a scan: first any snapshots that waited for Redis, then this one. If Redis is
     down (or dies meanwhile) the snapshot is queued in the data directory: never lost."""

@@ -11,7 +11,9 @@ Files are written atomically (temporary file, then rename).
 
 from __future__ import annotations
 
+import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +188,27 @@ def _base_rate(signal: str, rates: dict[str, Any], board: dict[str, Any] | None)
         return ""
     years = f"{str(board.get('from'))[:4]}–{str(board.get('to'))[:4]}"
     return f" · {signal} rose {board.get('horizon')}d later in {found['win_rate']:.0%} ({years})"
+
+
+@dataclass
+class Snapshot:
+    """A scan's snapshot: the ranked table and its document (``snapshot``: what the app
+    receives), serialised once. What :func:`pipeline.snapshots.publish` publishes."""
+
+    table: pd.DataFrame
+    snapshot: dict[str, Any]
+
+    @functools.cached_property
+    def _json(self) -> bytes:
+        return to_json(self.snapshot)
+
+    def to_json(self) -> bytes:
+        """The document as JSON bytes (NaN and infinities as null)."""
+        return self._json
+
+    def write(self, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+        """Write the snapshot's JSON and Parquet files into ``out_dir``."""
+        return write(self.snapshot, self.table, Path(out_dir), self.to_json())
 
 
 def build(table: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
