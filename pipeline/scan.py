@@ -47,7 +47,7 @@ from pipeline.cache import BarCache, count_outcomes
 from pipeline.config import Settings, TradeStyle, get_settings
 from pipeline.errors import ConfigError, StoreError
 from pipeline.frame import BarReads, load_bars, plan_reads
-from pipeline.schema import DATE
+from pipeline.schema import DATE, parse_day
 from pipeline.segments import Benchmark
 from pipeline.snapshots.document import Snapshot
 from pipeline.storage import Location
@@ -139,7 +139,7 @@ def prepare(
         sectors=_sectors(sectors, generation),
         min_price=min_price,
         min_dollar_volume=min_dollar_volume,
-        as_of=_session(generation, _parse_date(as_of)),
+        as_of=_session(generation, None if as_of is None else parse_day(as_of, "date")),
         account_size=float(account),
         risk_pct=float(risk),
         trade_style=style,
@@ -471,18 +471,6 @@ def alpha_model(settings: Settings, store: Generation) -> tuple[Any, str]:
     identity = artifact.StoreIdentity(store.store_id, store.url)
     model, reason = artifact.newest(settings.models_path, identity)
     return model, "" if model is not None else f"{reason}: {null}"
-
-
-def _parse_date(value: str | pd.Timestamp | None) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError, OverflowError):
-        stamp = pd.NaT
-    if pd.isna(stamp) or not 1900 <= stamp.year <= 2200:
-        raise ConfigError(f"bad date {value!r}; use YYYY-MM-DD between 1900 and 2200")
-    return stamp.normalize()
 
 
 def _session(store: Generation, requested: pd.Timestamp | None) -> pd.Timestamp | None:

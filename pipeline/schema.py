@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import DataError
+from pipeline.errors import ConfigError, DataError
 
 TICKER = "ticker"
 DATE = "date"
@@ -19,6 +19,7 @@ BAR_COLUMNS: tuple[str, ...] = (DATE, *PRICE_COLUMNS, "volume")
 DATE_DTYPE = np.dtype("datetime64[ns]")
 TICKER_DTYPE = pd.StringDtype("pyarrow")  # what Dask's string conversion produces
 PLAUSIBLE_YEARS = (1900, 2100)  # of an imported bar's date; others are typos or wrong units
+ASKED_YEARS = (1900, 2200)  # of a date a user asks about (a scan's as-of, a backtest's range)
 EPOCH_UNITS = {
     "s": "epoch seconds",
     "ms": "epoch milliseconds",
@@ -65,6 +66,19 @@ def conform_bars(frame: pd.DataFrame, *, source: str = "input") -> pd.DataFrame:
     if out[DATE].isna().any():
         raise DataError(f"{source}: column 'date' has empty values")
     return out
+
+
+def parse_day(value: str | pd.Timestamp, what: str) -> pd.Timestamp:
+    """A date a user gave (``what``: "date", "start date"…) as a day; anything else raises a
+    one-line :class:`ConfigError`."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        stamp = pd.NaT
+    lo, hi = ASKED_YEARS
+    if pd.isna(stamp) or not lo <= stamp.year <= hi:
+        raise ConfigError(f"bad {what} {value!r}; use YYYY-MM-DD between {lo} and {hi}")
+    return stamp.normalize()
 
 
 def _dates(values: pd.Series, source: str) -> pd.Series:

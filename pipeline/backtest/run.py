@@ -26,7 +26,7 @@ from pipeline.config import Settings, TradeStyle, get_settings
 from pipeline.cross_section import Dates
 from pipeline.errors import ConfigError, StoreError
 from pipeline.frame import plan_reads
-from pipeline.schema import DATE, TICKER
+from pipeline.schema import DATE, TICKER, parse_day
 from pipeline.storage import Location
 from pipeline.store import BarStore, Generation
 from pipeline.vocabulary import TRADE_STYLES
@@ -154,8 +154,8 @@ def _range(sessions: np.ndarray, start, end) -> tuple[int, int]:
     """Indices of the first and one past the last session to scan."""
     if len(sessions) == 0:
         raise StoreError("the store has no sessions to backtest")
-    lo = _day(start, "start") if start is not None else pd.Timestamp(sessions[0])
-    hi = _day(end, "end") if end is not None else pd.Timestamp(sessions[-1])
+    lo = parse_day(start, "start date") if start is not None else pd.Timestamp(sessions[0])
+    hi = parse_day(end, "end date") if end is not None else pd.Timestamp(sessions[-1])
     if hi < lo:
         raise ConfigError(f"the end {hi:%Y-%m-%d} is before the start {lo:%Y-%m-%d}")
     first = int(np.searchsorted(sessions, lo.to_datetime64(), side="left"))
@@ -166,16 +166,6 @@ def _range(sessions: np.ndarray, start, end) -> tuple[int, int]:
             f"no session from {lo:%Y-%m-%d} to {hi:%Y-%m-%d}; the store has sessions {have}"
         )
     return first, stop
-
-
-def _day(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError, OverflowError):
-        stamp = pd.NaT
-    if pd.isna(stamp) or not 1900 <= stamp.year <= 2200:
-        raise ConfigError(f"bad {name} date {value!r}; use YYYY-MM-DD")
-    return stamp.normalize()
 
 
 def _read(generation: Generation, report: Progress) -> list[pd.DataFrame]:

@@ -17,9 +17,9 @@ from pipeline.schema import (
     TICKER,
     TICKER_DTYPE,
     empty_bars,
-    segment_bounds,
     validate_bars,
 )
+from pipeline.segments import segment_bounds
 from pipeline.store import BarStore
 
 
