@@ -43,17 +43,13 @@ class RecentHistory:
         held = self._held
         return held[1] if held is not None and held[0] == key else None
 
-    def prefetch(self, key: Key, document: dict[str, Any]) -> None:
-        """Start loading ``key``'s bars in the background unless held or loading already."""
+    def load(self, key: Key, document: dict[str, Any]) -> None:
+        """Load and hold ``key``'s bars (in the caller's thread: the service's warm-up runs
+        it in the background) unless they are held or loading already."""
         with self._lock:
             if self._loading == key or (self._held is not None and self._held[0] == key):
                 return
             self._loading = key
-        threading.Thread(
-            target=self._load, args=(key, document), name="recent-bars", daemon=True
-        ).start()
-
-    def _load(self, key: Key, document: dict[str, Any]) -> None:
         url, _, as_of = key
         try:
             bars = RecentBars.load(snapshot_generation(url, document), as_of)

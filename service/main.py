@@ -28,6 +28,7 @@ from service.deps import history_key
 from service.errors import READ_KEY, documented
 from service.history import RecentHistory
 from service.limits import BodyLimit
+from service.quiet import MarkRequests, Quiet
 from service.response_cache import ResponseCache
 from service.routes import cluster, copilot, health, jobs, scan, scans, symbols
 from service.snapshot_cache import Current, SnapshotCache
@@ -38,17 +39,22 @@ scans on its Dask cluster. The app's endpoints follow its contract; writes need 
 
 def _prepare(app: FastAPI, settings: Settings, snapshot: Current) -> None:
     """What a new snapshot's first requests would otherwise wait for: the app's first-open
-    answer now (tens of ms, before the snapshot is served), its presets (re-ranked) and the
-    recent bars of its charts in the background."""
-    app.state.history.prefetch(history_key(settings, snapshot), snapshot.document)
+    answer now (tens of ms, before the snapshot is served); its presets (re-ranked) and the
+    recent bars of its charts in one background thread that yields to requests
+    (:mod:`service.quiet`)."""
     first, *presets = scan.APP_BODIES
     scan.warm(app.state.snapshots, snapshot, (first,))
-    threading.Thread(
-        target=scan.warm,
-        args=(app.state.snapshots, snapshot, tuple(presets)),
-        name="warm-scan",
-        daemon=True,
-    ).start()
+    quiet: Quiet = app.state.quiet
+
+    def warm_up() -> None:
+        for body in presets:
+            quiet.wait()
+            scan.warm(app.state.snapshots, snapshot, (body,))
+        quiet.wait()
+        app.state.history.load(history_key(settings, snapshot), snapshot.document)
+        app.state.warmed = snapshot.snapshot_id
+
+    threading.Thread(target=warm_up, name="warm-snapshot", daemon=True).start()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         conn = redis_conn.client(where) if where.enabled else None
         app.state.settings = current
         app.state.history = RecentHistory()
+        app.state.quiet = quiet
+        app.state.warmed = None  # the snapshot whose warm-up is done
         app.state.snapshots = SnapshotCache(
             conn,
             current.redis_prefix,
@@ -93,12 +101,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.events.aclose()
 
     app = FastAPI(title="Technic", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    quiet = Quiet()
     errors.install(app)
     # middleware, innermost first: the response cache, the body limit around it (the cache
     # reads bodies), metrics around both (413s are counted), CORS outermost
     app.add_middleware(ResponseCache, app_state=app.state)
     app.add_middleware(BodyLimit)
     metrics.install(app, dependencies=[ReadKey])
+    app.add_middleware(MarkRequests, quiet=quiet)
     if current.cors_origins:
         app.add_middleware(
             CORSMiddleware,

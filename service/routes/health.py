@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from pipeline.errors import TechnicError
 from pipeline.store import BarStore
@@ -56,7 +56,9 @@ def _store_reachable(url: str) -> bool:
     return found
 
 
-def _status(cache: CacheDep, settings: SettingsDep) -> tuple[dict[str, Any], Current | None]:
+def _status(
+    cache: CacheDep, settings: SettingsDep, warmed: str | None
+) -> tuple[dict[str, Any], Current | None]:
     current = cache.get()
     if current is not None:
         status = "degraded" if cache.problem else "ok"
@@ -78,6 +80,8 @@ def _status(cache: CacheDep, settings: SettingsDep) -> tuple[dict[str, Any], Cur
             "generated_at": doc.get("generated_at"),
             "age_seconds": None if age is None else round(age, 1),
             "symbols_scanned": doc.get("symbols_scanned"),
+            # its presets re-ranked and its charts' bars in memory (done in the background)
+            "warm": warmed == current.snapshot_id,
         }
     return body, current
 
@@ -88,11 +92,11 @@ def _status(cache: CacheDep, settings: SettingsDep) -> tuple[dict[str, Any], Cur
     responses={503: {"model": HealthBody, "description": "Redis is unreachable and no "
                      "snapshot is held (`status`: unavailable)."}},
 )  # fmt: skip
-def health(cache: CacheDep, settings: SettingsDep) -> Response:
+def health(request: Request, cache: CacheDep, settings: SettingsDep) -> Response:
     """Liveness, for deploy checks: 200 while the process can work (with a snapshot, or
     before the first one is published: ``status`` says which); 503 only when Redis is
     unreachable and there is no snapshot to fall back on."""
-    body, _ = _status(cache, settings)
+    body, _ = _status(cache, settings, request.app.state.warmed)
     return json_response(body, status_code=503 if body["status"] == "unavailable" else 200)
 
 
@@ -101,7 +105,7 @@ def health(cache: CacheDep, settings: SettingsDep) -> Response:
     response_model=HealthBody,
     responses={503: {"model": HealthBody, "description": "No snapshot can be served yet."}},
 )
-def ready(cache: CacheDep, settings: SettingsDep) -> Response:
+def ready(request: Request, cache: CacheDep, settings: SettingsDep) -> Response:
     """Readiness: 200 once a snapshot can be served, 503 (saying a scan is needed) before."""
-    body, current = _status(cache, settings)
+    body, current = _status(cache, settings, request.app.state.warmed)
     return json_response(body, status_code=200 if current is not None else 503)

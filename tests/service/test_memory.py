@@ -45,6 +45,10 @@ def test_unique_bodies_keep_memory_bounded(redis_server, many_partitions, tmp_pa
     with running(settings) as base, httpx.Client(base_url=base, timeout=60) as api:
         for style in STYLES:  # the snapshot, its table and re-ranked documents are loaded
             assert api.post("/v1/scan", json={"trade_style": style}).status_code == 200
+        deadline = time.monotonic() + 60  # and its warm-up (charts' bars) is done
+        while not api.get("/health").json()["snapshot"]["warm"]:
+            assert time.monotonic() < deadline, "the snapshot's warm-up did not finish"
+            time.sleep(0.3)
         before = server.memory_info().rss
         tic = time.monotonic()
         sizes = []
