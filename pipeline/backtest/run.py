@@ -7,7 +7,6 @@ whole history at once, see :mod:`pipeline.backtest.panel`) and each row's forwar
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -87,6 +86,14 @@ def backtest(
     generation = BarStore.open(url).current()
     if not generation.files:
         raise StoreError(f"the store at {url} holds no bars")
+    from pipeline.scan import alpha_model, model_entry, read_benchmark
+
+    model, why = alpha_model(settings, generation)  # the scan's rules
+    alpha = None
+    if model is not None:
+        from pipeline.alpha.inference import LatestAlpha  # XGBoost: only with a model
+
+        alpha = LatestAlpha.of(model)
     timings: dict[str, float] = {}
 
     tic = time.perf_counter()
@@ -104,14 +111,8 @@ def backtest(
         min_history=settings.min_history,
         stale_days=settings.stale_days,
         benchmark=settings.benchmark,
+        alpha=alpha,
     )
-    from pipeline.scan import alpha_model, model_entry, read_benchmark
-
-    model, why = alpha_model(settings, generation)
-    if model is not None:
-        from pipeline.alpha.inference import LatestAlpha
-
-        window = dataclasses.replace(window, alpha=LatestAlpha.of(model))
     closes = read_benchmark(generation, settings.benchmark, None, None)
     parts = _map(frames, lambda bars: panel_rows(bars, window, closes), report)
     rows = _concat([p for p, _ in parts], pd.Index(generation.tickers))
