@@ -129,6 +129,7 @@ def summarize(result: Backtest) -> Summary:
             "start": f"{dates[0]:%Y-%m-%d}",
             "end": f"{dates[-1]:%Y-%m-%d}",
             "sessions": len(dates),
+            "scored_sessions": len(data.dates),  # sessions with a row (a scan needs history)
             "rows": len(panel),
             "tickers": int(panel[TICKER].nunique()),
             "costs_bps": result.costs_bps,
