@@ -221,7 +221,9 @@ def execute(
 
     tic = time.perf_counter()
     with _no_cycle_collection():
-        table, statuses, meta = _cross_section(request, inputs, latest, model, settings)
+        table, statuses, meta = _cross_section(
+            request, inputs, latest, model, alpha_info["alpha_weight"], settings
+        )
         counts = meta["hygiene"]
         meta.update(
             timings=timings,
@@ -309,26 +311,21 @@ def _indicators(
 
 
 def model_entry(model: Any, reason: str, settings: Settings, store: Generation) -> dict[str, Any]:
-    """The snapshot's ``model`` entry (``named``: chosen by TECHNIC_ALPHA_MODEL)."""
+    """The snapshot's ``model`` entry (``named``: chosen by TECHNIC_ALPHA_MODEL). Its
+    ``alpha_weight`` is the composite's AlphaScore weight: TECHNIC_ALPHA_WEIGHT when the model's
+    card shows out-of-sample skill on this store, else 0 and ``reason`` says why."""
     if model is None:
         return {"alpha": None, "alpha_weight": 0.0, "reason": reason}
-    weight, unskilled = blend_weight(model, settings, store)
+    from pipeline.alpha import artifact
+
+    unskilled = model.unskilled(artifact.StoreIdentity(store.store_id, store.url))
     return {
         "alpha": model.version,
-        "alpha_weight": weight,
+        "alpha_weight": settings.alpha_weight if unskilled is None else 0.0,
         "reason": None if unskilled is None else f"{unskilled}: AlphaScore is shown, not blended",
         "named": bool(settings.alpha_model),
         **model.summary(),
     }
-
-
-def blend_weight(model: Any, settings: Settings, store: Generation) -> tuple[float, str | None]:
-    """The AlphaScore weight of the composite score: TECHNIC_ALPHA_WEIGHT when the model's
-    card shows out-of-sample skill on this store, else 0 and why."""
-    from pipeline.alpha import artifact
-
-    unskilled = model.unskilled(artifact.StoreIdentity(store.store_id, store.url))
-    return (settings.alpha_weight if unskilled is None else 0.0), unskilled
 
 
 def _cross_section(
@@ -336,6 +333,7 @@ def _cross_section(
     inputs: _Inputs,
     latest: pd.DataFrame,
     model: Any,
+    weight: float,
     settings: Settings,
 ) -> tuple[pd.DataFrame, pd.Series, dict[str, Any]]:
     """Statuses, scores, ranks and filters over the latest rows; the ranked table, each
@@ -384,7 +382,7 @@ def _cross_section(
         account_size=request.account_size,
         risk_pct=request.risk_pct,
         alpha=alpha,
-        alpha_weight=blend_weight(model, settings, inputs.store)[0] if alpha is not None else 0.0,
+        alpha_weight=weight if alpha is not None else 0.0,
         win_prob=win_prob,
     )
     table = _filter(table, request.sectors, request.min_price, request.min_dollar_volume)

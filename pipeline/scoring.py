@@ -209,10 +209,14 @@ def _round(values: np.ndarray, cents: np.ndarray) -> np.ndarray:
 
 def merit_flags(t: pd.DataFrame) -> pd.Series:
     """Risk flags, '|'-joined (see :func:`merit_flag_hits`)."""
-    hits = merit_flag_hits(t)
+    return flag_names(merit_flag_hits(t), t.index)
+
+
+def flag_names(hits: np.ndarray, index: pd.Index) -> pd.Series:
+    """The rows of :func:`merit_flag_hits` as '|'-joined flag names."""
     return pd.Series(
         ["|".join(names) for names in _selected(hits, list(FLAG_LABELS))],
-        index=t.index,
+        index=index,
         dtype="object",
     )
 
@@ -355,19 +359,16 @@ def score(
     ``alpha`` (AlphaScore) and ``win_prob`` (win_prob_10d) come from the ML model; without
     one they are null and ``alpha_weight`` is ignored."""
     core = labels(t, style=style, alpha=alpha, alpha_weight=alpha_weight)
-    parts, rating, sig = core.parts, core.rating, core.signal
-    flags = merit_flags(t)
-    risky = core.risky
+    parts, rating, sig, band = core.parts, core.rating, core.signal, core.merit_band
+    flags = flag_names(core.flag_hits, t.index)
     style_label = play_style(t["atr14_pct"])
-    prof = profile(style_label, risky)
-    band = core.merit_band
+    prof = profile(style_label, core.risky)
     events = active_signals(t)
-    combined = core.composite
     scores = pd.DataFrame(
         {
             "TechRating": rating,
             "AlphaScore": np.nan if alpha is None else alpha,
-            "composite_score": combined,
+            "composite_score": core.composite,
             "Signal": sig,
             "ICS": core.ics,
             "Tier": core.tier,
@@ -376,7 +377,7 @@ def score(
             "merit_flags": flags,
             "merit_summary": merit_summary(band, parts["trend"], t["ret_63d"], t["rs_63d"], flags),
             "PlayStyle": style_label,
-            "IsUltraRisky": risky,
+            "IsUltraRisky": core.risky,
             "Profile": prof,
             "ProfileLabel": prof.str.capitalize(),
             "win_prob_10d": np.nan if win_prob is None else win_prob,
@@ -387,7 +388,7 @@ def score(
     )
     plan = trade_plan(t, sig, style, account_size, risk_pct)
     ticker_order = pd.factorize(t.index, sort=True)[0]
-    order = np.lexsort((ticker_order, -rating.fillna(-1).to_numpy(), -combined.to_numpy()))
+    order = np.lexsort((ticker_order, -rating.fillna(-1).to_numpy(), -core.composite.to_numpy()))
     rank = np.empty(len(t), dtype=np.int64)
     rank[order] = np.arange(1, len(t) + 1)
     ranked = pd.DataFrame({"rank": rank}, index=t.index)
@@ -407,6 +408,7 @@ class Labels:
     tier: pd.Series
     merit_score: pd.Series
     merit_band: pd.Series
+    flag_hits: np.ndarray  # merit_flag_hits
     composite: pd.Series  # composite_score, rounded to 2 places
 
 
@@ -423,7 +425,8 @@ def labels(
     parts = tech_components(t, style, by)
     rating = tech_rating(parts)
     sig = signal(rating, parts["trend"])
-    merit = merit_score(t, rating, merit_flag_hits(t).sum(axis=1), by)
+    hits = merit_flag_hits(t)
+    merit = merit_score(t, rating, hits.sum(axis=1), by)
     risky = ultra_risky(t)
     ics_score = ics(t, rating, parts["trend"], by)
     return Labels(
@@ -435,6 +438,7 @@ def labels(
         tier=tier(ics_score, sig, risky),
         merit_score=merit,
         merit_band=merit_band(merit),
+        flag_hits=hits,
         composite=composite(rating, alpha, alpha_weight, by).round(2),
     )
 

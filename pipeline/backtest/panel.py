@@ -78,16 +78,16 @@ def panel_rows(
     if replaced is not None:
         keep = ~np.isin(seg * len(window.days) + day, replaced)
         seg, day = seg[keep], day[keep]
-    rows = _rows(cleaned, seg, day, window, benchmark, counts)
+    index = BarDays.of(cleaned)
+    rows = _rows(index, seg, day, window, benchmark, counts)
     if cut is not None:
-        cut_rows = _rows(cut.cleaned, cut.segment, cut.day, window, benchmark, counts)
+        cut_rows = _rows(BarDays.of(cut.cleaned), cut.segment, cut.day, window, benchmark, counts)
         cut_rows["segment"] = cut.real[cut_rows["segment"].to_numpy()]
         rows = pd.concat([rows, cut_rows], ignore_index=True)
     real = rows.pop("segment").to_numpy()
     rows.insert(1, TICKER, pd.Categorical.from_codes(real, categories=tickers))
     session = window.start + rows.pop("day").to_numpy()
-    for h in window.horizons:
-        ret, code = forward_returns(cleaned, real, session, window, h)
+    for h, (ret, code) in forward_returns(index, real, session, window).items():
         rows[f"fwd_{h}d"] = ret
         rows[f"exit_{h}d"] = pd.Categorical.from_codes(code, EXITS)
     order = np.lexsort((rows[DATE].to_numpy(), real))
@@ -115,20 +115,35 @@ def _pairs(dates: np.ndarray, bounds: np.ndarray, days: np.ndarray) -> tuple[np.
     return seg[started], day[started]
 
 
-def as_of(dates: np.ndarray, bounds: np.ndarray, seg: np.ndarray, when: np.ndarray) -> np.ndarray:
-    """Position of each segment's last bar on or before ``when`` (its first bar − 1 if none).
-    Dates ascend inside each segment; segments are searched together on (segment, date)."""
-    day = dates.astype("datetime64[D]").view(np.int64)  # bars are daily: whole days, no overflow
-    origin = day.min() if len(day) else 0
-    span = day.max() - origin + 1 if len(day) else 1
-    owner = np.repeat(np.arange(len(bounds) - 1, dtype=np.int64), np.diff(bounds))
-    key = owner * span + (day - origin)
-    asked = np.clip(when.astype("datetime64[D]").view(np.int64) - origin, -1, span - 1)
-    return np.searchsorted(key, seg.astype(np.int64) * span + asked, side="right") - 1
+@dataclass(frozen=True)
+class BarDays:
+    """Clean bars searchable by (segment, day), built once per partition: dates ascend inside
+    each segment, so all segments are searched together on one (segment, day) key."""
+
+    cleaned: hygiene.Cleaned
+    key: np.ndarray
+    origin: int
+    span: int
+
+    @classmethod
+    def of(cls, cleaned: hygiene.Cleaned) -> BarDays:
+        day = cleaned.arrays[DATE].astype("datetime64[D]").view(np.int64)  # daily bars
+        origin = int(day.min()) if len(day) else 0
+        span = int(day.max()) - origin + 1 if len(day) else 1
+        bounds = cleaned.bounds
+        owner = np.repeat(np.arange(len(bounds) - 1, dtype=np.int64), np.diff(bounds))
+        return cls(cleaned, owner * span + (day - origin), origin, span)
+
+    def as_of(self, seg: np.ndarray, when: np.ndarray) -> np.ndarray:
+        """Position of each segment's last bar on or before ``when`` (its first bar − 1 if
+        none)."""
+        asked = when.astype("datetime64[D]").view(np.int64) - self.origin
+        query = seg.astype(np.int64) * self.span + np.clip(asked, -1, self.span - 1)
+        return np.searchsorted(self.key, query, side="right") - 1
 
 
 def _rows(
-    cleaned: hygiene.Cleaned,
+    bars: BarDays,
     seg: np.ndarray,
     day: np.ndarray,
     window: Window,
@@ -137,9 +152,9 @@ def _rows(
 ) -> pd.DataFrame:
     """The scan's statuses of the (segment, day) pairs, counted into ``counts``, and the
     inputs of those it scores."""
-    arrays, bounds = cleaned.arrays, cleaned.bounds
+    arrays, bounds = bars.cleaned.arrays, bars.cleaned.bounds
     days = window.days[day]
-    pos = as_of(arrays[DATE], bounds, seg, days)
+    pos = bars.as_of(seg, days)
     first = bounds[seg]
     status = status_codes(
         pos - first + 1,
@@ -163,24 +178,27 @@ def _rows(
 
 
 def forward_returns(
-    cleaned: hygiene.Cleaned, seg: np.ndarray, session: np.ndarray, window: Window, horizon: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``horizon``-session forward return of each (segment, session index) pair and how
-    its trade ended (codes into :data:`EXITS`; see the module docstring)."""
-    dates, bounds = cleaned.arrays[DATE], cleaned.bounds
-    sessions = window.sessions
-    target = session + horizon
-    future = target < len(sessions)
-    exit_day = sessions[np.minimum(target, len(sessions) - 1)]
-    entry = as_of(dates, bounds, seg, sessions[session]) + 1
-    leave = as_of(dates, bounds, seg, exit_day)
+    bars: BarDays, seg: np.ndarray, session: np.ndarray, window: Window
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per horizon of the window, the forward return of each (segment, session index) pair
+    and how its trade ended (codes into :data:`EXITS`; see the module docstring)."""
+    arrays, bounds = bars.cleaned.arrays, bars.cleaned.bounds
+    dates, sessions = arrays[DATE], window.sessions
+    entry = bars.as_of(seg, sessions[session]) + 1
     end = bounds[seg + 1]
-    traded = (entry < end) & (leave >= entry)
-    safe_entry, safe_leave = np.minimum(entry, len(dates) - 1), np.maximum(leave, 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ret = cleaned.arrays["close"][safe_leave] / cleaned.arrays["open"][safe_entry] - 1.0
-    code = np.select([~future, ~traded, dates[end - 1] < exit_day], [3, 2, 1], 0).astype(np.int8)
-    return np.where(future & traded, ret, np.nan), code
+    safe_entry = np.minimum(entry, len(dates) - 1)
+    out = {}
+    for horizon in window.horizons:
+        target = session + horizon
+        future = target < len(sessions)
+        exit_day = sessions[np.minimum(target, len(sessions) - 1)]
+        leave = bars.as_of(seg, exit_day)
+        traded = (entry < end) & (leave >= entry)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ret = arrays["close"][np.maximum(leave, 0)] / arrays["open"][safe_entry] - 1.0
+        code = np.select([~future, ~traded, dates[end - 1] < exit_day], [3, 2, 1], 0)
+        out[horizon] = np.where(future & traded, ret, np.nan), code.astype(np.int8)
+    return out
 
 
 @dataclass(frozen=True)

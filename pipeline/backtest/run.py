@@ -20,7 +20,14 @@ import pandas as pd
 
 from pipeline import hygiene, scoring
 from pipeline.alpha.labels import calendar
-from pipeline.backtest.panel import EXITS, STATUSES, Window, forward_returns, panel_rows
+from pipeline.backtest.panel import (
+    EXITS,
+    STATUSES,
+    BarDays,
+    Window,
+    forward_returns,
+    panel_rows,
+)
 from pipeline.config import Settings, TradeStyle, get_settings
 from pipeline.cross_section import Dates
 from pipeline.errors import ConfigError, StoreError
@@ -260,10 +267,9 @@ def _benchmark_returns(frames: list[pd.DataFrame], window: Window) -> pd.DataFra
         for h in window.horizons:
             out[f"fwd_{h}d"] = np.nan
         return out
-    cleaned = hygiene.clean(pd.concat(bars))
+    index = BarDays.of(hygiene.clean(pd.concat(bars)))
     session = np.arange(window.start, window.stop)
     seg = np.zeros(len(session), dtype=np.int64)
-    for h in window.horizons:
-        ret, code = forward_returns(cleaned, seg, session, window, h)
+    for h, (ret, code) in forward_returns(index, seg, session, window).items():
         out[f"fwd_{h}d"] = np.where(code == EXITS.index("held"), ret, np.nan)
     return out

@@ -112,14 +112,15 @@ def summarize(result: Backtest) -> Summary:
         spy = result.benchmark[f"fwd_{h}d"].to_numpy()[_session_of(result, data)]
         clipped = data.dates.clip_quantiles(gross)
         gross_stats, net_stats = _returns(data, gross, clipped, spy, h, cost)
+        for score in scores:
+            ic = rank_ic(data.dates, panel[score].to_numpy(), gross)
+            daily_ic[(score, h)] = ic.set_axis(pd.DatetimeIndex(ic.index))
         horizons[str(h)] = {
             "gross": gross_stats,
             "net": net_stats,
-            "ic": {s: _ic(data.dates, panel[s].to_numpy(), gross, h) for s in scores},
+            "ic": {s: _ic_stats(daily_ic[(s, h)], h) for s in scores},
             "exits": {str(k): int(v) for k, v in panel[f"exit_{h}d"].value_counts().items()},
         }
-        for score in scores:
-            daily_ic[(score, h)] = horizons[str(h)]["ic"][score].pop("series")
     dates = result.dates
     curves = growth(data)
     document = json_safe(
@@ -242,19 +243,16 @@ def _per_date_means(data: Panel, group: Grouping, values: np.ndarray) -> np.ndar
         return (sums / counts).reshape(len(data.dates), size)
 
 
-def _ic(dates: Dates, score: np.ndarray, ret: np.ndarray, horizon: int) -> dict[str, Any]:
-    """The IC's statistics, and (``series``) the IC per date."""
-    ic = rank_ic(dates, score, ret)
-    ic.index = pd.DatetimeIndex(ic.index)
+def _ic_stats(ic: pd.Series, horizon: int) -> dict[str, Any]:
+    """Mean of the per-date IC, its Newey–West t (``h − 1`` lags), dates and hit rate."""
     if ic.empty:
-        return {"mean": None, "t_nw": None, "n_dates": 0, "hit_rate": None, "series": ic}
+        return {"mean": None, "t_nw": None, "n_dates": 0, "hit_rate": None}
     se = newey_west_se(ic.to_numpy(), horizon - 1)
     return {
         "mean": float(ic.mean()),
         "t_nw": float(ic.mean() / se) if se and se > 0 else None,
         "n_dates": len(ic),
         "hit_rate": float((ic > 0).mean()),
-        "series": ic,
     }
 
 
