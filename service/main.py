@@ -22,7 +22,7 @@ from pipeline import redis_conn, snapshots
 from pipeline.cluster import SharedClient
 from pipeline.config import Settings, get_settings
 from pipeline.jobs import ScanJobs
-from service import errors, metrics
+from service import errors, first_pass, metrics
 from service.auth import ReadKey
 from service.deps import history_key
 from service.errors import READ_KEY, documented
@@ -39,17 +39,20 @@ scans on its Dask cluster. The app's endpoints follow its contract; writes need 
 
 def _prepare(app: FastAPI, settings: Settings, snapshot: Current) -> None:
     """What a new snapshot's first requests would otherwise wait for: the app's first-open
-    answer now (tens of ms, before the snapshot is served); its presets (re-ranked) and the
-    recent bars of its charts in one background thread that yields to requests
-    (:mod:`service.quiet`)."""
+    answer now (tens of ms, before the snapshot is served), and the request itself sent through
+    the service once (:mod:`service.first_pass`); its presets (re-ranked) and the recent bars
+    of its charts in one background thread that yields to requests (:mod:`service.quiet`).
+    ``scan.warm`` makes the answers even where reads need a key (the own requests have none)."""
     first, *presets = scan.APP_BODIES
     scan.warm(app.state.snapshots, snapshot, (first,))
+    first_pass.post_bodies(app, "/v1/scan", (first,))
     quiet: Quiet = app.state.quiet
 
     def warm_up() -> None:
         for body in presets:
             quiet.wait()
             scan.warm(app.state.snapshots, snapshot, (body,))
+            first_pass.post_bodies(app, "/v1/scan", (body,))
         quiet.wait()
         app.state.history.load(history_key(settings, snapshot), snapshot.document)
         app.state.warmed = snapshot.snapshot_id

@@ -17,13 +17,15 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.first_pass import is_warm_up
 from service.routes.health import snapshot_age
 from service.snapshot_cache import SnapshotCache
 
 
 class _Measure:
     """Pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware, and it leaves
-    streamed responses alone) that hands each HTTP request to ``measure``."""
+    streamed responses alone) that hands each HTTP request to ``measure`` (not the service's
+    own, :mod:`service.first_pass`)."""
 
     def __init__(
         self,
@@ -33,7 +35,7 @@ class _Measure:
         self.app, self.measure = app, measure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or is_warm_up(scope):
             await self.app(scope, receive, send)
         else:
             await self.measure(scope, receive, send, self.app)

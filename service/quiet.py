@@ -15,6 +15,8 @@ import time
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.first_pass import is_warm_up
+
 QUIET = 0.1  # seconds without a request in flight before background work runs
 MOST = 5.0  # seconds background work waits at most
 
@@ -55,7 +57,7 @@ class MarkRequests:
         self.app, self.quiet = app, quiet
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or is_warm_up(scope):
             await self.app(scope, receive, send)
             return
         self.quiet.started()
