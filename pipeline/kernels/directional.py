@@ -2,7 +2,8 @@
 
 TA-Lib's three functions evolve the same smoothed +DM, −DM and TR sums bar by bar (seeded
 with the sums over bars 1..n−1, then ``v −= v/n; v += today`` from bar n), so one pass yields
-all three; ADX averages DX from bar ``2n − 1`` on.
+all three; ADX averages DX from bar ``2n − 1`` on. The segment function returns the sums
+after its last bar, so a live scan steps one more bar with :func:`directional_advance`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from numba import njit
 from numba.extending import register_jitable
 
 from pipeline.kernels.rounding import mul
-from pipeline.kernels.smoothing import nan_head, true_range
+from pipeline.kernels.smoothing import NAN, nan_head, true_range
 
 TA_EPSILON = 1e-14  # TA-Lib 0.8's fixed zero band (TA_IS_ZERO)
 
@@ -32,37 +33,13 @@ def _move(high, low, close, t):
 
 
 @register_jitable
-def directional_segment(high, low, close, plus, minus, adx, n):
-    """TA-Lib PLUS_DI(n), MINUS_DI(n) (from bar n) and ADX(n) (from bar 2n − 1).
-
-    Adding a 0.0 move leaves a sum's bits unchanged, so taking both moves every bar equals
-    TA-Lib's if/else accumulation exactly.
-    """
-    m = close.shape[0]
-    nan_head(adx, 2 * n - 1)
-    if n == 1:  # TA-Lib returns the raw one-bar ratios here, not scaled by 100
-        nan_head(plus, 1)
-        nan_head(minus, 1)
-        for t in range(1, m):
-            up, down, tr = _move(high, low, close, t)
-            plus[t] = up / tr if up > 0.0 and tr > 0.0 else 0.0
-            minus[t] = down / tr if down > 0.0 and tr > 0.0 else 0.0
-        return
-    nan_head(plus, n)
-    nan_head(minus, n)
-    if n >= m:
-        return
-    pdm = 0.0
-    mdm = 0.0
-    ptr = 0.0
-    for t in range(1, n):
-        up, down, tr = _move(high, low, close, t)
-        mdm += down
-        pdm += up
-        ptr += tr
-    sum_dx = 0.0
-    value = 0.0
-    for t in range(n, m):
+def directional_advance(high, low, close, plus, minus, adx, n, pdm, mdm, ptr, sum_dx, value,
+                        start, stop):  # fmt: skip
+    """Wilder steps over bars ``start .. stop − 1`` (``start ≥ n``) from the smoothed sums
+    ``pdm``, ``mdm``, ``ptr``, the DX total of the ADX seed and the last ADX ``value``;
+    returns them. A bar's place in the ADX seed is its index, so ``t`` counts from the
+    ticker's first bar."""
+    for t in range(start, stop):
         up, down, tr = _move(high, low, close, t)
         mdm -= mdm / n
         pdm -= pdm / n
@@ -90,6 +67,40 @@ def directional_segment(high, low, close, plus, minus, adx, n):
         elif valid:
             value = (mul(value, n - 1) + dx) / n
         adx[t] = value
+    return pdm, mdm, ptr, sum_dx, value
+
+
+@register_jitable
+def directional_segment(high, low, close, plus, minus, adx, n):
+    """TA-Lib PLUS_DI(n), MINUS_DI(n) (from bar n) and ADX(n) (from bar 2n − 1); returns the
+    state of :func:`directional_advance` after the last bar (NaN when there is none).
+
+    Adding a 0.0 move leaves a sum's bits unchanged, so taking both moves every bar equals
+    TA-Lib's if/else accumulation exactly.
+    """
+    m = close.shape[0]
+    nan_head(adx, 2 * n - 1)
+    if n == 1:  # TA-Lib returns the raw one-bar ratios here, not scaled by 100
+        nan_head(plus, 1)
+        nan_head(minus, 1)
+        for t in range(1, m):
+            up, down, tr = _move(high, low, close, t)
+            plus[t] = up / tr if up > 0.0 and tr > 0.0 else 0.0
+            minus[t] = down / tr if down > 0.0 and tr > 0.0 else 0.0
+        return NAN, NAN, NAN, NAN, NAN
+    nan_head(plus, n)
+    nan_head(minus, n)
+    if n >= m:
+        return NAN, NAN, NAN, NAN, NAN
+    pdm = 0.0
+    mdm = 0.0
+    ptr = 0.0
+    for t in range(1, n):
+        up, down, tr = _move(high, low, close, t)
+        mdm += down
+        pdm += up
+        ptr += tr
+    return directional_advance(high, low, close, plus, minus, adx, n, pdm, mdm, ptr, 0.0, 0.0, n, m)
 
 
 @njit(cache=True, nogil=True)

@@ -14,7 +14,7 @@ from numba import njit
 from numba.extending import register_jitable
 
 from pipeline.kernels.rounding import mul
-from pipeline.kernels.smoothing import nan_head, sma_segment
+from pipeline.kernels.smoothing import NAN, nan_head, sma_segment
 
 TA_EPSILON = 1e-14
 
@@ -25,33 +25,14 @@ def _is_zero_scaled(value, scale):
 
 
 @register_jitable
-def bbands_segment(x, upper, middle, lower, n, k):
-    """TA-Lib BBANDS with an SMA middle band and equal up/down deviations ``k``.
-
-    The population standard deviation uses TA-Lib 0.8's shifted running sums, re-centred on
-    the window mean every ``32·n`` bars or when cancellation threatens, so a flat window gives
-    exactly zero width.
-    """
-    m = x.shape[0]
+def bbands_advance(x, upper, middle, lower, n, k, total, shift, v1, v2, budget, start, stop):
+    """BBANDS steps over bars ``start .. stop − 1`` from the running sums (``total`` of the
+    values, ``v1`` and ``v2`` of their shifted values and squares, each holding the ``n − 1``
+    bars before the bar), the ``shift`` and the bars left until the next re-centring; returns
+    them."""
     lb = n - 1
-    nan_head(upper, lb)
-    nan_head(middle, lb)
-    nan_head(lower, lb)
-    if lb >= m:
-        return
     inv = 1.0 / n
-    shift = x[0]
-    total = 0.0
-    v1 = 0.0
-    v2 = 0.0
-    for j in range(lb):
-        total += x[j]
-        t = x[j] - shift
-        v1 += t
-        t = mul(t, t)
-        v2 += t
-    budget = 32 * n
-    for i in range(lb, m):
+    for i in range(start, stop):
         total += x[i]
         t = x[i] - shift
         v1 += t
@@ -69,14 +50,14 @@ def bbands_segment(x, upper, middle, lower, n, k):
         budget -= 1
         if var < mul(0.000001, mul(v2, inv)) or t > mul(1000000.0, v2) or budget <= 0:
             budget = 32 * n
-            start = i - lb
+            window = i - lb
             s = 0.0
-            for j in range(start, i + 1):
+            for j in range(window, i + 1):
                 s += x[j]
             shift = mul(s, inv)
             v1 = 0.0
             v2 = 0.0
-            for j in range(start, i + 1):
+            for j in range(window, i + 1):
                 t = x[j] - shift
                 v1 += t
                 t = mul(t, t)
@@ -85,7 +66,7 @@ def bbands_segment(x, upper, middle, lower, n, k):
             var = mul(v2, inv) - mul(m1, m1)
             if var < mul(0.000000000001, mul(v2, inv)):
                 var = 0.0
-            t = x[start] - shift
+            t = x[window] - shift
             v1 -= t
             t = mul(t, t)
             v2 -= t
@@ -94,6 +75,36 @@ def bbands_segment(x, upper, middle, lower, n, k):
         middle[i] = mid
         upper[i] = mid + width
         lower[i] = mid - width
+    return total, shift, v1, v2, budget
+
+
+@register_jitable
+def bbands_segment(x, upper, middle, lower, n, k):
+    """TA-Lib BBANDS with an SMA middle band and equal up/down deviations ``k``; returns the
+    state of :func:`bbands_advance` after the last bar (NaN when there is none).
+
+    The population standard deviation uses TA-Lib 0.8's shifted running sums, re-centred on
+    the window mean every ``32·n`` bars or when cancellation threatens, so a flat window gives
+    exactly zero width.
+    """
+    m = x.shape[0]
+    lb = n - 1
+    nan_head(upper, lb)
+    nan_head(middle, lb)
+    nan_head(lower, lb)
+    if lb >= m:
+        return NAN, NAN, NAN, NAN, NAN
+    shift = x[0]
+    total = 0.0
+    v1 = 0.0
+    v2 = 0.0
+    for j in range(lb):
+        total += x[j]
+        t = x[j] - shift
+        v1 += t
+        t = mul(t, t)
+        v2 += t
+    return bbands_advance(x, upper, middle, lower, n, k, total, shift, v1, v2, 32 * n, lb, m)
 
 
 @register_jitable
@@ -130,27 +141,48 @@ def extremes_segment(high, low, highest, lowest, n, suffix_high, suffix_low):
 
 
 @register_jitable
+def fast_k(close, highest, lowest):
+    """Fast %K of one bar from its window's extremes: 0 on a flat window."""
+    spread = highest - lowest
+    if _is_zero_scaled(spread, abs(highest) + abs(lowest)):
+        return 0.0
+    return mul((close - lowest) / spread, 100.0)
+
+
+@register_jitable
+def williams(close, highest, lowest):
+    """WILLR of one bar from its window's extremes, clamped to [−100, 0]; 0 on a flat window."""
+    spread = highest - lowest
+    if _is_zero_scaled(spread, abs(highest) + abs(lowest)):
+        return 0.0
+    r = mul((highest - close) / spread, -100.0)
+    if r > 0.0:
+        return 0.0
+    if r < -100.0:
+        return -100.0
+    return r
+
+
+@register_jitable
 def stoch_segment(
     close, highest, lowest, slowk, slowd, fastk_period, k_smooth, d_period, fastk, tmp
 ):
     """TA-Lib STOCH with SMA smoothing, from the window extremes of ``fastk_period`` bars:
     fast %K = (close − LL)/(HH − LL)·100 (0 on a flat window), slow %K = SMA(fast %K,
-    k_smooth), slow %D = SMA(slow %K, d_period)."""
+    k_smooth), slow %D = SMA(slow %K, d_period). Returns the two SMAs' running totals after the
+    last bar (their states)."""
     m = close.shape[0]
     lb_k = fastk_period - 1
     first = lb_k + k_smooth - 1 + d_period - 1
     nan_head(fastk, lb_k)
     for t in range(lb_k, m):
-        spread = highest[t] - lowest[t]
-        if _is_zero_scaled(spread, abs(highest[t]) + abs(lowest[t])):
-            fastk[t] = 0.0
-        else:
-            fastk[t] = mul((close[t] - lowest[t]) / spread, 100.0)
-    sma_segment(fastk, tmp, k_smooth, lb_k)
-    sma_segment(tmp, slowd, d_period, lb_k + k_smooth - 1)
+        fastk[t] = fast_k(close[t], highest[t], lowest[t])
+    total_k = sma_segment(fastk, tmp, k_smooth, lb_k)
+    total_d = sma_segment(tmp, slowd, d_period, lb_k + k_smooth - 1)
     nan_head(slowk, first)
     for i in range(first, m):
         slowk[i] = tmp[i]
+    return total_k, total_d
 
 
 @register_jitable
@@ -160,16 +192,35 @@ def willr_segment(close, highest, lowest, out, n):
     m = close.shape[0]
     nan_head(out, n - 1)
     for t in range(n - 1, m):
-        spread = highest[t] - lowest[t]
-        if _is_zero_scaled(spread, abs(highest[t]) + abs(lowest[t])):
-            out[t] = 0.0
-            continue
-        r = mul((highest[t] - close[t]) / spread, -100.0)
-        if r > 0.0:
-            r = 0.0
-        elif r < -100.0:
-            r = -100.0
-        out[t] = r
+        out[t] = williams(close[t], highest[t], lowest[t])
+
+
+@register_jitable
+def typical_price(high, low, close):
+    return (high + low + close) / 3.0
+
+
+@register_jitable
+def cci_at(typical, i, n, r):
+    """CCI of bar ``i`` from the typical prices of its ``n`` bars, summed in TA-Lib's ring
+    order: ``r`` is the bar's slot, its index from the ticker's first bar modulo ``n``."""
+    avg = 0.0
+    for t in range(i - r, i + 1):
+        avg += typical[t]
+    for t in range(i - n + 1, i - r):
+        avg += typical[t]
+    avg /= n
+    dev = 0.0
+    for t in range(i - r, i + 1):
+        dev += abs(typical[t] - avg)
+    for t in range(i - n + 1, i - r):
+        dev += abs(typical[t] - avg)
+    dev /= n
+    diff = typical[i] - avg
+    scale = abs(avg)
+    if _is_zero_scaled(diff, scale) or _is_zero_scaled(dev, scale):
+        return 0.0
+    return diff / mul(0.015, dev)
 
 
 @register_jitable
@@ -182,28 +233,10 @@ def cci_segment(high, low, close, out, n, typical):
     """
     m = close.shape[0]
     for i in range(m):
-        typical[i] = (high[i] + low[i] + close[i]) / 3.0
+        typical[i] = typical_price(high[i], low[i], close[i])
     nan_head(out, n - 1)
     for i in range(n - 1, m):
-        r = i % n
-        avg = 0.0
-        for t in range(i - r, i + 1):
-            avg += typical[t]
-        for t in range(i - n + 1, i - r):
-            avg += typical[t]
-        avg /= n
-        dev = 0.0
-        for t in range(i - r, i + 1):
-            dev += abs(typical[t] - avg)
-        for t in range(i - n + 1, i - r):
-            dev += abs(typical[t] - avg)
-        dev /= n
-        diff = typical[i] - avg
-        scale = abs(avg)
-        if _is_zero_scaled(diff, scale) or _is_zero_scaled(dev, scale):
-            out[i] = 0.0
-        else:
-            out[i] = diff / mul(0.015, dev)
+        out[i] = cci_at(typical, i, n, i % n)
 
 
 @register_jitable

@@ -1,9 +1,14 @@
 """Moving averages and Wilder-style smoothing: SMA, EMA, MACD, RSI, ATR (and true range).
 
-Each indicator has one per-segment function (``_<name>_segment``) that runs TA-Lib's algorithm
+Each indicator has one per-segment function (``<name>_segment``) that runs TA-Lib's algorithm
 on the views of one ticker, with TA-Lib's operation order, seeding and zero tests, so results
 match it to the last bit. The public kernel loops over the segments of a flat partition
 (``bounds``) inside compiled code; a single ticker is the one-segment case ``[0, len]``.
+
+A segment function seeds the indicator, then runs its ``<name>_advance`` step from the first
+output to the last bar and returns the step's state there. Live scans
+(:mod:`pipeline.live.kernels`) call the same ``_advance`` from that state on one more bar, so
+one bar appended by a step has the bits of a recompute over the longer history.
 """
 
 from __future__ import annotations
@@ -40,31 +45,60 @@ def true_range(high, low, prev_close):
 
 
 @register_jitable
+def sma_advance(x, out, n, total, start, stop):
+    """TA-Lib SMA's running-total step over bars ``start .. stop − 1``: ``total`` holds the
+    ``n − 1`` values before the bar; returns it for the next bar (the kernel's state)."""
+    for i in range(start, stop):
+        total += x[i]
+        out[i] = total / n
+        total -= x[i - n + 1]
+    return total
+
+
+@register_jitable
 def sma_segment(x, out, n, start):
-    """TA-Lib SMA of ``x[start:]`` written from ``start + n − 1`` on (running total)."""
+    """TA-Lib SMA of ``x[start:]`` written from ``start + n − 1`` on (running total); returns
+    the state after the last bar (NaN when there is no output)."""
     m = x.shape[0]
     first = start + n - 1
     nan_head(out, first)
     if first >= m:
-        return
+        return NAN
     total = 0.0
-    i = start
-    while i < first:
+    for i in range(start, first):
         total += x[i]
-        i += 1
-    trailing = start
-    while i < m:
-        total += x[i]
-        value = total
-        total -= x[trailing]
-        trailing += 1
-        out[i] = value / n
-        i += 1
+    return sma_advance(x, out, n, total, first, m)
+
+
+@register_jitable
+def ema_step(value, prev, k, n):
+    """One TA-Lib EMA step: ``fma(value − prev, k, prev)``; ``n == 1`` copies the value."""
+    return value if n == 1 else fma(value - prev, k, prev)
+
+
+@register_jitable
+def ema_advance(x, out, n, prev, start, stop):
+    """EMA steps over bars ``start .. stop − 1`` from ``prev``; returns the last value."""
+    k = 2.0 / (n + 1)
+    for i in range(start, stop):
+        prev = ema_step(x[i], prev, k, n)
+        out[i] = prev
+    return prev
+
+
+@register_jitable
+def ema_seed(x, n, first):
+    """The EMA's seed: the plain mean of ``x[first − n + 1 .. first]``, summed in order."""
+    total = 0.0
+    for j in range(first - n + 1, first + 1):
+        total += x[j]
+    return x[first] if n == 1 else total / n
 
 
 @register_jitable
 def ema_segment(x, out, n, first):
-    """TA-Lib EMA with the seed window ``x[first − n + 1 .. first]``, output from ``first``.
+    """TA-Lib EMA with the seed window ``x[first − n + 1 .. first]``, output from ``first``;
+    returns the last value (the state).
 
     Seed: the plain mean of the window (summed in order); then ``prev = fma(x − prev, k, prev)``
     with ``k = 2 / (n + 1)``. ``n == 1`` copies the input exactly.
@@ -72,26 +106,35 @@ def ema_segment(x, out, n, first):
     m = x.shape[0]
     nan_head(out, first)
     if first >= m:
-        return
-    if n == 1:
-        for i in range(first, m):
-            out[i] = x[i]
-        return
-    k = 2.0 / (n + 1)
-    total = 0.0
-    for j in range(first - n + 1, first + 1):
-        total += x[j]
-    prev = total / n
+        return NAN
+    prev = ema_seed(x, n, first)
     out[first] = prev
-    for i in range(first + 1, m):
-        prev = fma(x[i] - prev, k, prev)
-        out[i] = prev
+    return ema_advance(x, out, n, prev, first + 1, m)
+
+
+@register_jitable
+def macd_advance(x, macd, signal, hist, fast, slow, sig, f, s, g, start, stop):
+    """MACD steps over bars ``start .. stop − 1`` from the fast, slow and signal EMAs
+    ``f``, ``s``, ``g``; returns them."""
+    kf = 2.0 / (fast + 1)
+    ks = 2.0 / (slow + 1)
+    kg = 2.0 / (sig + 1)
+    for i in range(start, stop):
+        f = ema_step(x[i], f, kf, fast)
+        s = ema_step(x[i], s, ks, slow)
+        line = f - s
+        g = ema_step(line, g, kg, sig)
+        macd[i] = line
+        signal[i] = g
+        hist[i] = line - g
+    return f, s, g
 
 
 @register_jitable
 def macd_segment(x, macd, signal, hist, fast, slow, sig, fast_ema, slow_ema):
     """TA-Lib MACD: fast and slow EMAs both seeded on the window ending at bar ``slow − 1``,
-    the signal EMA seeded with the mean of the first ``sig`` MACD values."""
+    the signal EMA seeded with the mean of the first ``sig`` MACD values; returns the three
+    EMAs after the last bar (the state; NaN when there is no output)."""
     m = x.shape[0]
     if slow < fast:
         fast, slow = slow, fast
@@ -101,46 +144,27 @@ def macd_segment(x, macd, signal, hist, fast, slow, sig, fast_ema, slow_ema):
         nan_head(macd, m)
         nan_head(signal, m)
         nan_head(hist, m)
-        return
-    ema_segment(x, fast_ema, fast, t0)
-    ema_segment(x, slow_ema, slow, t0)
-    nan_head(macd, t0)
-    for i in range(t0, m):
+        return NAN, NAN, NAN
+    f = ema_segment(x[: first + 1], fast_ema[: first + 1], fast, t0)
+    s = ema_segment(x[: first + 1], slow_ema[: first + 1], slow, t0)
+    for i in range(t0, first + 1):
         macd[i] = fast_ema[i] - slow_ema[i]
-    ema_segment(macd, signal, sig, first)
+    g = ema_seed(macd, sig, first)
+    signal[first] = g
+    hist[first] = macd[first] - g
     nan_head(macd, first)
+    nan_head(signal, first)
     nan_head(hist, first)
-    for i in range(first, m):
-        hist[i] = macd[i] - signal[i]
+    return macd_advance(x, macd, signal, hist, fast, slow, sig, f, s, g, first + 1, m)
 
 
 @register_jitable
-def rsi_segment(x, out, n):
-    """TA-Lib RSI: Wilder averages of gains and losses, seeded with their mean over ``n``
-    changes (×1/n), first value at bar ``n``; 0 when there was no move at all."""
-    m = x.shape[0]
-    nan_head(out, n)
-    if n >= m:
-        return
+def rsi_advance(x, out, n, gain, loss, start, stop):
+    """RSI steps over bars ``start .. stop − 1`` from the Wilder averages ``gain`` and
+    ``loss``; returns them."""
     inv = 1.0 / n
-    prev_value = x[0]
-    gain = 0.0
-    loss = 0.0
-    today = 1
-    for _ in range(n):
-        change = x[today] - prev_value
-        prev_value = x[today]
-        today += 1
-        up = change if change > 0.0 else 0.0
-        gain += up
-        loss += up - change
-    loss = mul(loss, inv)
-    gain = mul(gain, inv)
-    total = gain + loss
-    out[n] = mul(100.0, gain / total) if total > 0.0 else 0.0
-    while today < m:
-        change = x[today] - prev_value
-        prev_value = x[today]
+    for today in range(start, stop):
+        change = x[today] - x[today - 1]
         loss = mul(loss, n - 1)
         gain = mul(gain, n - 1)
         up = change if change > 0.0 else 0.0
@@ -150,27 +174,58 @@ def rsi_segment(x, out, n):
         gain = mul(gain, inv)
         total = gain + loss
         out[today] = mul(100.0, gain / total) if total > 0.0 else 0.0
-        today += 1
+    return gain, loss
+
+
+@register_jitable
+def rsi_segment(x, out, n):
+    """TA-Lib RSI: Wilder averages of gains and losses, seeded with their mean over ``n``
+    changes (×1/n), first value at bar ``n``; 0 when there was no move at all. Returns the
+    averages after the last bar (the state)."""
+    m = x.shape[0]
+    nan_head(out, n)
+    if n >= m:
+        return NAN, NAN
+    inv = 1.0 / n
+    gain = 0.0
+    loss = 0.0
+    for today in range(1, n + 1):
+        change = x[today] - x[today - 1]
+        up = change if change > 0.0 else 0.0
+        gain += up
+        loss += up - change
+    loss = mul(loss, inv)
+    gain = mul(gain, inv)
+    total = gain + loss
+    out[n] = mul(100.0, gain / total) if total > 0.0 else 0.0
+    return rsi_advance(x, out, n, gain, loss, n + 1, m)
+
+
+@register_jitable
+def atr_advance(high, low, close, out, n, prev, start, stop):
+    """ATR steps over bars ``start .. stop − 1`` from ``prev``; returns the last value."""
+    beta = (n - 1) / n
+    alpha = 1.0 - beta
+    for i in range(start, stop):
+        prev = fma(beta, prev, mul(alpha, true_range(high[i], low[i], close[i - 1])))
+        out[i] = prev
+    return prev
 
 
 @register_jitable
 def atr_segment(high, low, close, out, n):
     """TA-Lib ATR: mean true range of bars 1..n, then ``fma(β, prev, α·TR)`` with
-    ``β = (n − 1)/n`` and ``α = 1 − β``."""
+    ``β = (n − 1)/n`` and ``α = 1 − β``. Returns the last value (the state)."""
     m = close.shape[0]
     nan_head(out, n)
     if n >= m:
-        return
-    beta = (n - 1) / n
-    alpha = 1.0 - beta
+        return NAN
     total = 0.0
     for i in range(1, n + 1):
         total += true_range(high[i], low[i], close[i - 1])
     prev = total / n
     out[n] = prev
-    for i in range(n + 1, m):
-        prev = fma(beta, prev, mul(alpha, true_range(high[i], low[i], close[i - 1])))
-        out[i] = prev
+    return atr_advance(high, low, close, out, n, prev, n + 1, m)
 
 
 @njit(cache=True, nogil=True)

@@ -7,7 +7,7 @@ from numba import njit
 from numba.extending import register_jitable
 
 from pipeline.kernels.rounding import mul
-from pipeline.kernels.smoothing import nan_head
+from pipeline.kernels.smoothing import NAN, nan_head
 
 TA_EPSILON = 1e-14
 
@@ -46,9 +46,46 @@ def _money_flow(high, low, close, volume, t):
 
 
 @register_jitable
+def mfi_value(pos_sum, neg_sum):
+    total = pos_sum + neg_sum
+    clamped = 0.0 if pos_sum < 0.0 else (total if pos_sum > total else pos_sum)
+    return 0.0 if total <= 0.0 else mul(100.0, clamped / total)
+
+
+@register_jitable
+def mfi_flow(high, low, close, volume, today, n, pos_sum, neg_sum, null_run):
+    """Bar ``today``'s flow added to the sums (``null_run``: bars in a row without any)."""
+    pos, neg = _money_flow(high, low, close, volume, today)
+    pos_sum += pos
+    neg_sum += neg
+    null_run = null_run + 1 if pos + neg == 0.0 else 0
+    if null_run >= n:
+        null_run = n
+        pos_sum = 0.0
+        neg_sum = 0.0
+    return pos_sum, neg_sum, null_run
+
+
+@register_jitable
+def mfi_advance(high, low, close, volume, out, n, pos_sum, neg_sum, null_run, start, stop):
+    """MFI steps over bars ``start .. stop − 1`` (``start > n``) from the flow sums of the
+    ``n − 1`` bars before and the run of bars without flow; returns them."""
+    for today in range(start, stop):
+        old_pos, old_neg = _money_flow(high, low, close, volume, today - n)
+        pos_sum -= old_pos
+        neg_sum -= old_neg
+        pos_sum, neg_sum, null_run = mfi_flow(
+            high, low, close, volume, today, n, pos_sum, neg_sum, null_run
+        )
+        out[today] = mfi_value(pos_sum, neg_sum)
+    return pos_sum, neg_sum, null_run
+
+
+@register_jitable
 def mfi_segment(high, low, close, volume, out, n):
     """TA-Lib MFI: 100 · positive flow / total flow over ``n`` bars; 0 with no flow, and the
-    sums restart after ``n`` bars in a row without any flow.
+    sums restart after ``n`` bars in a row without any flow. Returns the state of
+    :func:`mfi_advance` after the last bar (NaN when there is none).
 
     TA-Lib keeps the last ``n`` flows in a ring buffer; they are recomputed from the inputs
     here (same operations, same bits), so the kernel needs no scratch memory.
@@ -56,28 +93,16 @@ def mfi_segment(high, low, close, volume, out, n):
     m = close.shape[0]
     nan_head(out, n)
     if n >= m:
-        return
+        return NAN, NAN, NAN
     pos_sum = 0.0
     neg_sum = 0.0
-    null_run = 0
-    for today in range(1, m):
-        if today > n:
-            old_pos, old_neg = _money_flow(high, low, close, volume, today - n)
-            pos_sum -= old_pos
-            neg_sum -= old_neg
-        pos, neg = _money_flow(high, low, close, volume, today)
-        pos_sum += pos
-        neg_sum += neg
-        null_run = null_run + 1 if pos + neg == 0.0 else 0
-        if null_run >= n:
-            null_run = n
-            pos_sum = 0.0
-            neg_sum = 0.0
-        if today < n:
-            continue
-        total = pos_sum + neg_sum
-        clamped = 0.0 if pos_sum < 0.0 else (total if pos_sum > total else pos_sum)
-        out[today] = 0.0 if total <= 0.0 else mul(100.0, clamped / total)
+    null_run = 0.0
+    for today in range(1, n + 1):
+        pos_sum, neg_sum, null_run = mfi_flow(
+            high, low, close, volume, today, n, pos_sum, neg_sum, null_run
+        )
+    out[n] = mfi_value(pos_sum, neg_sum)
+    return mfi_advance(high, low, close, volume, out, n, pos_sum, neg_sum, null_run, n + 1, m)
 
 
 @njit(cache=True, nogil=True)
