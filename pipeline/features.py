@@ -211,11 +211,15 @@ def features_at(
     ind: Mapping[str, np.ndarray],
     tails: Tails,
     benchmark: Benchmark | None,
+    ind_tails: Tails | None = None,
 ) -> dict[str, np.ndarray]:
     """Every feature of :data:`FEATURES` and signal of :data:`pipeline.signals.SIGNALS` at
     the rows ``tails`` names, from clean ``arrays`` and their indicators ``ind``. Each reads
     bars from the row's ticker's first bar to the row's bar only, so a row as of a past bar
-    has the values a scan of the history cut there has."""
+    has the values a scan of the history cut there has. ``ind_tails`` says where the rows are
+    in ``ind`` when it is laid out apart from ``arrays`` (a live scan keeps only each
+    ticker's last few indicator values)."""
+    at = ind_tails or tails
     close, volume, dates = arrays["close"], arrays["volume"], arrays[DATE]
     last_close = tails.at(close)
     feats: dict[str, np.ndarray] = {
@@ -226,11 +230,11 @@ def features_at(
     for h in RETURN_HORIZONS:
         feats[f"ret_{h}d"] = last_close / tails.at(close, h) - 1.0
     for n in SMA_PERIODS:
-        feats[f"dist_sma{n}"] = last_close / tails.at(ind[f"sma{n}"]) - 1.0
-    feats["sma50_vs_sma200"] = tails.at(ind["sma50"]) / tails.at(ind["sma200"]) - 1.0
+        feats[f"dist_sma{n}"] = last_close / at.at(ind[f"sma{n}"]) - 1.0
+    feats["sma50_vs_sma200"] = at.at(ind["sma50"]) / at.at(ind["sma200"]) - 1.0
     for column in LATEST_VALUES:
-        feats[column] = tails.at(ind[column])
-    upper, middle, lower = (tails.at(ind[k]) for k in ("bb_upper", "bb_middle", "bb_lower"))
+        feats[column] = at.at(ind[column])
+    upper, middle, lower = (at.at(ind[k]) for k in ("bb_upper", "bb_middle", "bb_lower"))
     with np.errstate(divide="ignore", invalid="ignore"):
         width = upper - lower
         feats["bb_pctb"] = np.where(width > 0, (last_close - lower) / width, np.nan)
@@ -251,7 +255,7 @@ def features_at(
         feats["gap"] = tails.at(arrays["open"]) / tails.at(close, 1) - 1.0
         for h in (63, 126):
             feats[f"rs_{h}d"] = _relative_strength(benchmark, dates, tails, close, h)
-    return {**feats, **signals.latest(tails, arrays, ind, feats, levels)}
+    return {**feats, **signals.latest(tails, arrays, ind, feats, levels, at)}
 
 
 def _relative_strength(

@@ -59,22 +59,25 @@ def latest(
     ind: Mapping[str, np.ndarray],
     feats: Mapping[str, np.ndarray],
     levels: Mapping[str, np.ndarray],
+    ind_tails: Tails | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every signal of :data:`SIGNALS` per ticker (comparisons with NaN are False)."""
+    """Every signal of :data:`SIGNALS` per ticker (comparisons with NaN are False);
+    ``ind_tails``: where the rows are in ``ind``, when apart from ``arrays``."""
+    at = ind_tails or tails
     enough = feats["bars"] >= MIN_BARS_52W
-    hist_now, hist_before = tails.at(ind["macd_hist"]), tails.at(ind["macd_hist"], 1)
+    hist_now, hist_before = at.at(ind["macd_hist"]), at.at(ind["macd_hist"], 1)
     close = feats["close"]
     with np.errstate(invalid="ignore"):
         return {
             "new_52w_high": enough & (tails.at(arrays["high"]) >= levels["high_52w"]),
             "new_52w_low": enough & (tails.at(arrays["low"]) <= levels["low_52w"]),
-            "golden_cross": _crossed(tails, ind["sma50"], ind["sma200"], up=True),
-            "death_cross": _crossed(tails, ind["sma50"], ind["sma200"], up=False),
+            "golden_cross": _crossed(at, ind["sma50"], ind["sma200"], up=True),
+            "death_cross": _crossed(at, ind["sma50"], ind["sma200"], up=False),
             "oversold": feats["rsi14"] < 30,
             "overbought": feats["rsi14"] > 70,
             "unusual_volume": feats["rel_volume"] >= UNUSUAL_VOLUME,
             "breakout_20d": close > levels["high_20d_before"],
             "macd_bull_cross": (hist_now > 0) & (hist_before <= 0),
             "macd_bear_cross": (hist_now < 0) & (hist_before >= 0),
-            "above_sma200": close > tails.at(ind["sma200"]),
+            "above_sma200": close > at.at(ind["sma200"]),
         }
