@@ -736,6 +736,43 @@ def serve(
     )
 
 
+@app.command("live")
+def live_command(
+    store: StoreOption = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="One update now, whatever the clock says, then exit.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="With --once: print the live snapshot as JSON.")
+    ] = False,
+) -> None:
+    """Live scans: during NYSE sessions, Polygon's market snapshot every
+    TECHNIC_LIVE_INTERVAL seconds, rescored and published as the live snapshot."""
+    from pipeline.live.loop import LiveLoop
+
+    if json_output and not once:
+        raise typer.BadParameter("--json needs --once", param_hint="--json")
+    settings = get_settings()
+    loop = LiveLoop(settings, _store(store))
+    if not once:
+        err.print(
+            f"Live scans every {settings.live_interval:g} s during NYSE sessions "
+            f"({settings.polygon_delay} min delayed data); Ctrl-C stops.",
+            markup=False,
+        )
+        loop.run()
+        return
+    update = loop.once()
+    if update.result is None:
+        raise TechnicError(f"no live snapshot: {update.error}")
+    if json_output:
+        sys.stdout.buffer.write(update.result.to_json() + b"\n")
+    else:
+        err.print(update.result.snapshot["log"], markup=False, soft_wrap=True)
+        if settings.use_redis and not update.published:
+            err.print("Redis is not reachable: the live snapshot was not published", markup=False)
+
+
 snapshots_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,

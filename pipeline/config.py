@@ -198,6 +198,23 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         8, ge=1, description="Provider requests in flight at once (TECHNIC_BATCH_SIZE)."
     )
+    polygon_delay: int = Field(
+        15,
+        ge=0,
+        description="Minutes Polygon's snapshot lags the market on this plan (15 on delayed "
+        "plans, 0 on real-time ones); live snapshots say it (TECHNIC_POLYGON_DELAY).",
+    )
+    live: bool = Field(
+        False,
+        description="Run the live loop inside 'technic serve': during NYSE sessions, rescore "
+        "the universe on Polygon's market snapshot every TECHNIC_LIVE_INTERVAL seconds "
+        "(TECHNIC_LIVE).",
+    )
+    live_interval: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between live updates during a session (TECHNIC_LIVE_INTERVAL).",
+    )
     sync_years: int = Field(
         2, ge=1, description="Years of history the first 'technic sync' of a store backfills."
     )

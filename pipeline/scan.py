@@ -221,8 +221,14 @@ def execute(
 
     tic = time.perf_counter()
     with _no_cycle_collection():
-        table, statuses, meta = _cross_section(
-            request, inputs, latest, model, alpha_info["alpha_weight"], settings
+        table, statuses, meta = cross_section(
+            request,
+            inputs.store,
+            inputs.benchmark,
+            latest,
+            model,
+            alpha_info["alpha_weight"],
+            settings,
         )
         counts = meta["hygiene"]
         meta.update(
@@ -328,9 +334,10 @@ def model_entry(model: Any, reason: str, settings: Settings, store: Generation) 
     }
 
 
-def _cross_section(
+def cross_section(
     request: ScanRequest,
-    inputs: _Inputs,
+    store: Generation,
+    benchmark: Benchmark | None,
     latest: pd.DataFrame,
     model: Any,
     weight: float,
@@ -363,7 +370,7 @@ def _cross_section(
             f"{scan_date:%Y-%m-%d}",
         )
     scored = latest[(statuses == "ok").to_numpy()]
-    universe = inputs.store.universe.reindex(scored.index)
+    universe = store.universe.reindex(scored.index)
     labels = {"sector": "Sector", "industry": "Industry"}
     scored = scored.assign(
         **{
@@ -404,10 +411,8 @@ def _cross_section(
         "filters": request.filters(),
         "account": {"account_size": request.account_size, "risk_pct": request.risk_pct},
         "hygiene": _hygiene(latest, statuses),
-        "regime": (
-            scoring.market_regime(inputs.benchmark.close) if inputs.benchmark is not None else None
-        ),
-        "store": {"path": str(request.store), "data_version": inputs.store.data_version},
+        "regime": (scoring.market_regime(benchmark.close) if benchmark is not None else None),
+        "store": {"path": str(request.store), "data_version": store.data_version},
         "unscored": _unscored(statuses, scored.index.difference(table.index)),
         "universe_rules": {"min_history": settings.min_history, "stale_days": settings.stale_days},
         "scoreboard": board,

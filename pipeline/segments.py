@@ -52,6 +52,13 @@ class Benchmark:
     dates: np.ndarray  # datetime64[ns], ascending
     close: np.ndarray
 
+    def with_bar(self, bar: tuple | None) -> Benchmark:
+        """With a forming bar (date, close) appended when it is newer than the last one."""
+        if bar is None or np.datetime64(bar[0], "ns") <= self.dates[-1]:
+            return self
+        day = np.datetime64(bar[0], "ns")
+        return Benchmark(np.append(self.dates, day), np.append(self.close, bar[1]))
+
     def close_at(self, dates: np.ndarray) -> np.ndarray:
         """Benchmark close on or before each date (NaN before its first bar)."""
         pos = np.searchsorted(self.dates, dates, side="right") - 1

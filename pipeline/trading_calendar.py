@@ -63,3 +63,20 @@ def last_finished_session(now: datetime | None = None) -> date:
         if cal.session_close(pd.Timestamp(candidate)) + SETTLE <= now:
             return candidate
     raise ConfigError(f"no finished NYSE session in the 10 days before {day}")  # pragma: no cover
+
+
+def session_window(
+    now: datetime | None = None, delay: timedelta = timedelta(0)
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """(open, close) of the NYSE session under way at ``now`` (its early close on half days),
+    both shifted by the data's ``delay``; None between sessions."""
+    now = pd.Timestamp(now if now is not None else datetime.now().astimezone())
+    if now.tzinfo is None:
+        now = now.tz_localize("UTC")
+    day = now.tz_convert("America/New_York").date()
+    if not is_session(day):
+        return None
+    cal = _for(day)
+    opens = cal.session_open(pd.Timestamp(day)) + delay
+    closes = cal.session_close(pd.Timestamp(day)) + delay
+    return (opens, closes) if opens <= now <= closes else None

@@ -32,6 +32,40 @@ from pipeline.trading_calendar import sessions as nyse_sessions
 
 NEW_YORK = "America/New_York"
 KEY = "test-key-0123456789abcdef"
+SNAPSHOT_PATH = "/v2/snapshot/locale/us/markets/stocks/tickers"
+
+
+def snapshot_body(
+    day: pd.DataFrame,
+    updated: pd.Timestamp,
+    previous: pd.DataFrame | None = None,
+    not_traded: tuple[str, ...] = (),
+) -> bytes:
+    """Polygon's full-market snapshot for the forming bars ``day`` (ticker index; open, high,
+    low, close, volume so far) as of ``updated`` (tz-aware): per ticker ``day``, ``prevDay``,
+    ``min``, ``lastTrade``, ``lastQuote``, ``todaysChange(Perc)`` and ``updated`` (ns).
+    Tickers in ``not_traded`` have not traded today: zeros in ``day``, yesterday's update."""
+    stamp = int(updated.value)
+    items = []
+    for ticker, bar in day.iterrows():
+        quiet = ticker in not_traded
+        prev = previous.loc[ticker] if previous is not None and ticker in previous.index else bar
+        ohlcv = {k[0]: float(bar[k]) for k in ("open", "high", "low", "close", "volume")}
+        today = {"o": 0, "h": 0, "l": 0, "c": 0, "v": 0, "vw": 0} if quiet else ohlcv
+        items.append({
+            "ticker": str(ticker),
+            "todaysChange": 0.0 if quiet else float(bar["close"] - prev["close"]),
+            "todaysChangePerc": 0.0 if quiet else float(bar["close"] / prev["close"] - 1) * 100,
+            "updated": stamp - (86_400 * 10**9 if quiet else 0),
+            "day": {**today, "vw": today["c"]},
+            "min": {"av": today["v"], "t": stamp // 10**6, "n": 1, **today},
+            "prevDay": {k[0]: float(prev[k]) for k in ("open", "high", "low", "close", "volume")},
+            "lastTrade": {"p": float(bar["close"]), "s": 100, "t": stamp, "x": 4},
+            "lastQuote": {"P": float(bar["close"]) + 0.01, "S": 1, "p": float(bar["close"]),
+                          "s": 1, "t": stamp},
+        })  # fmt: skip
+    return orjson.dumps({"status": "OK", "request_id": "fake", "count": len(items),
+                         "tickers": items})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -193,6 +227,7 @@ class FakePolygon:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._bodies: dict[str, bytes] = {}  # pre-rendered answers by path (benchmarks)
+        self.snapshot: bytes | None = None  # the full-market snapshot's body, set per minute
 
     # -- control ----------------------------------------------------------------------------
 
@@ -331,6 +366,10 @@ class FakePolygon:
                 "primary_exchange": "XNAS",
             }
             return 200, {"request_id": "fake", "results": details, "status": "OK"}
+        if path == SNAPSHOT_PATH:
+            if self.snapshot is None:
+                return 200, {"status": "OK", "request_id": "fake", "count": 0, "tickers": []}
+            return 200, orjson.loads(self.snapshot)
         if path == "/v3/reference/splits":
             lo = date.fromisoformat(query.get("execution_date.gte", ["1900-01-01"])[0])
             hi = date.fromisoformat(query.get("execution_date.lte", ["2100-01-01"])[0])
@@ -391,6 +430,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, {"status": "ERROR", "request_id": "fake", "error": "Unknown API Key"})
             return
         fault = fake._take_fault(parts.path)
+        if fault is None and parts.path == SNAPSHOT_PATH and fake.snapshot is not None:
+            self._send(200, fake.snapshot)  # as rendered: a benchmark pays no Python work
+            return
         if (
             fault is None
             and parts.path in fake._bodies
@@ -410,6 +452,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.action == "stall":
             time.sleep(fault.arg)
         code, doc = fake.answer(parts.path, query)
+        if fault is not None and fault.action == "partial" and doc and doc.get("tickers"):
+            doc["tickers"] = doc["tickers"][:-1]  # one ticker lost on the way
         if fault is not None and doc is not None and doc.get("results"):
             first = doc["results"][0]
             if fault.action == "drop":

@@ -277,14 +277,7 @@ def _rows(
     ind_last = np.where(moved, ind_starts + KEEP, ind_starts + KEEP - 1)
     ind_first = ind_last - total + 1
     ind = {c: recent[:, :, j].ravel() for j, c in enumerate(state.plan.columns)}
-    benchmark = state.benchmark
-    if benchmark is not None and benchmark_bar is not None:
-        day, close = benchmark_bar
-        if np.datetime64(day, "ns") > benchmark.dates[-1]:
-            benchmark = Benchmark(
-                np.append(benchmark.dates, np.datetime64(day, "ns")),
-                np.append(benchmark.close, close),
-            )
+    benchmark = state.benchmark.with_bar(benchmark_bar) if state.benchmark else None
     feats = features.features_at(
         state.tail, ind, tails, benchmark, ind_tails=Tails(ind_first, ind_last)
     )

@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+LIVE_TTL = 900  # seconds a live snapshot outlives its last update (at least)
 _parsed: dict[tuple[str, str], dict[str, Any]] = {}  # (prefix, id) → parsed document
 
 
@@ -151,6 +152,59 @@ def publish(
         waiting,
     )
     return Published(sid, False, waiting)
+
+
+def publish_live(
+    result: Snapshot, *, settings: Settings | None = None, conn: redis.Redis | None = None
+) -> bool:
+    """Publish a live snapshot (:func:`redis_store.publish_live`); whether Redis took it. A
+    live snapshot is never queued: the next minute's replaces it."""
+    check_publishable(result.snapshot)
+    settings = settings or get_settings()
+    conn = conn or redis_conn.connect(settings)
+    if conn is None:
+        return False
+    import redis
+
+    keys = redis_store.Keys(settings.redis_prefix)
+    ttl = int(max(LIVE_TTL, 10 * settings.live_interval))
+    table = redis_store.arrow_bytes(redis_store.table_of(result.table))
+    try:
+        redis_store.publish_live(conn, keys, result.snapshot, result.to_json(), table, ttl)
+    except redis.RedisError as exc:
+        log.warning("[LIVE] Redis failed (%s): live snapshot %s not published",
+                    type(exc).__name__, result.snapshot["snapshot_id"])  # fmt: skip
+        return False
+    return True
+
+
+def end_live(*, settings: Settings | None = None, conn: redis.Redis | None = None) -> None:
+    """Serve the daily snapshot again (the session is over); quiet when Redis is away."""
+    settings = settings or get_settings()
+    conn = conn or redis_conn.connect(settings)
+    if conn is None:
+        return
+    import redis
+
+    try:
+        redis_store.end_live(conn, redis_store.Keys(settings.redis_prefix))
+    except redis.RedisError as exc:
+        log.warning("[LIVE] Redis failed (%s): the live pointer expires by itself", exc)
+
+
+def latest_id(*, settings: Settings | None = None, conn: redis.Redis | None = None) -> str | None:
+    """The latest daily snapshot's id (None without Redis or without snapshots)."""
+    settings = settings or get_settings()
+    conn = conn or redis_conn.connect(settings)
+    if conn is None:
+        return None
+    import redis
+
+    try:
+        value = conn.get(redis_store.Keys(settings.redis_prefix).latest)
+    except redis.RedisError:
+        return None
+    return value.decode() if value else None
 
 
 def push(*, settings: Settings | None = None, conn: redis.Redis | None = None) -> tuple[str, ...]:

@@ -10,6 +10,12 @@ Keys, under the configurable prefix ``P`` (default ``technic:v1``)::
     P:by_date             hash: as-of date → newest id published for it
     P:latest              the id of the snapshot with the newest as-of date
     P:latest_as_of        that as-of date
+    P:live                the id of the newest live snapshot (during a session; it expires)
+    P:live_base           the daily snapshot that live snapshot extends
+
+A live snapshot (:func:`publish_live`) has the daily one's keys, with an expiry, and joins no
+history: readers of the latest (:func:`latest_bytes`) get it while ``P:live_base`` is still
+``P:latest``, so the next daily snapshot takes over the moment it is published.
 
 A snapshot is written in one MULTI/EXEC transaction that also moves ``P:latest`` and drops
 snapshots older than the retention (or beyond the count limit), so a reader sees the old
@@ -40,6 +46,8 @@ MEMBER_COLUMNS = ("rank", "Tier", "Signal", "merit_band", "signals")
 META_KEYS = (
     "snapshot_id",
     "as_of",
+    "as_of_time",
+    "live",
     "data_through",
     "generated_at",
     "universe_size",
@@ -77,6 +85,8 @@ class Keys:
         self.history = f"{prefix}:history"
         self.by_date = f"{prefix}:by_date"
         self.snap = f"{prefix}:snap:"
+        self.live = f"{prefix}:live"
+        self.live_base = f"{prefix}:live_base"
 
     def of(self, snapshot_id: str) -> dict[str, str]:
         base = f"{self.snap}{snapshot_id}"
@@ -184,17 +194,18 @@ def _prune_dates(conn: redis.Redis, keys: Keys) -> None:
 
 
 def latest_bytes(conn: redis.Redis, keys: Keys) -> tuple[str, bytes] | None:
-    """(id, JSON bytes) of the latest snapshot; None when there is none.
+    """(id, JSON bytes) of the latest snapshot (the live one while it extends the latest daily
+    one); None when there is none.
 
     One GET of the pointer per call; the document itself is fetched once per id and kept in
     process. Documents are immutable and outlive their time as latest (they are slimmed only
     after ``full_keep`` newer ones), so the id and its bytes always belong together.
     """
     for _ in range(3):
-        pointer = conn.get(keys.latest)
+        pointer, live, base = conn.mget(keys.latest, keys.live, keys.live_base)
         if pointer is None:
             return None
-        sid = pointer.decode()
+        sid = (live if live is not None and base == pointer else pointer).decode()
         doc = _cache.get((keys.prefix, sid))
         if doc is None:
             doc = conn.get(keys.of(sid)["json"])
@@ -204,6 +215,33 @@ def latest_bytes(conn: redis.Redis, keys: Keys) -> tuple[str, bytes] | None:
             _cache[(keys.prefix, sid)] = doc
         return sid, doc
     return None
+
+
+def publish_live(
+    conn: redis.Redis,
+    keys: Keys,
+    document: dict[str, Any],
+    json_bytes: bytes,
+    table_bytes: bytes,
+    ttl: int,
+) -> None:
+    """Write a live snapshot (its JSON, table and metadata, expiring after ``ttl`` seconds)
+    and point ``P:live`` at it, in one transaction."""
+    sid = document["snapshot_id"]
+    parts = keys.of(sid)
+    with conn.pipeline(transaction=True) as tx:
+        tx.set(parts["json"], json_bytes, ex=ttl)
+        tx.set(parts["arrow"], table_bytes, ex=ttl)
+        tx.set(parts["meta"], orjson.dumps({**meta_of(document), "published_at": time.time()}),
+               ex=ttl)  # fmt: skip
+        tx.set(keys.live, sid, ex=ttl)
+        tx.set(keys.live_base, document.get("base_snapshot") or "", ex=ttl)
+        tx.execute()
+
+
+def end_live(conn: redis.Redis, keys: Keys) -> None:
+    """The session is over: readers get the daily snapshot again."""
+    conn.delete(keys.live, keys.live_base)
 
 
 def get_bytes(conn: redis.Redis, keys: Keys, snapshot_id: str) -> bytes | None:

@@ -1,5 +1,6 @@
 """Polygon.io market data over async HTTP: grouped daily bars, per-ticker daily aggregates,
-the ticker reference list, ticker details and stock splits.
+the ticker reference list, ticker details, stock splits and the full-market snapshot (today's
+forming bars, for live scans).
 
 One request per trading day fetches the whole US market (``/v2/aggs/grouped/...``), instead
 of one request per ticker. Bars are asked for unadjusted (``adjusted=false``); the sync applies
@@ -70,6 +71,7 @@ DEFAULT_BASE_URL = "https://api.polygon.io"
 NEW_YORK = "America/New_York"
 GOOD_STATUS = {"OK", "DELAYED"}
 BAR_FIELDS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
+SNAPSHOT_PATH = "/v2/snapshot/locale/us/markets/stocks/tickers"
 PAGE_LIMIT = 1000
 MAX_PAGES = 10_000
 _CACHE_FORMAT = "v2"  # bump when a cached layout changes (v2: grouped days as Parquet)
@@ -230,6 +232,60 @@ def parse_grouped(body: bytes, day: date, *, adjusted: bool = False) -> pd.DataF
     if not frame.index.is_monotonic_increasing:
         frame = frame.sort_index(kind="stable")
     return frame
+
+
+@dataclass(frozen=True)
+class MarketSnapshot:
+    """Polygon's full-market snapshot: today's forming bar of every ticker that has traded
+    in the session (``day``: open, high, low, close and volume so far), and when."""
+
+    bars: pd.DataFrame  # ticker index, the contract's columns, dated by the session
+    session: date  # the New York day of the newest update
+    updated: pd.Timestamp  # the newest update (UTC)
+    tickers: int  # tickers in the body
+    no_trade: int  # of them without a trade in the session yet (or not updated in it)
+
+
+def parse_snapshot(body: bytes) -> MarketSnapshot:
+    """The full-market snapshot (``/v2/snapshot/locale/us/markets/stocks/tickers``):
+    ``tickers[]`` of ticker, ``updated`` (ns) and ``day`` (o/h/l/c/v). The session is the New
+    York day of the newest ``updated``, so a recorded day replays as it was; a ticker updated
+    on another day, or whose ``day`` has no volume or no close yet, has no bar.
+    Raises :class:`MalformedResponse` for a body the scan must not take."""
+    what = "market snapshot"
+    doc = _load(body)
+    items = doc.get("tickers")
+    if items is None:
+        if doc.get("count") not in (None, 0):
+            raise MalformedResponse(f"{what}: count {doc['count']} but no tickers")
+        items = []
+    if not isinstance(items, list):
+        raise MalformedResponse(f"{what}: tickers is a {type(items).__name__}, not a list")
+    if "count" in doc and doc["count"] != len(items):
+        raise MalformedResponse(f"partial {what}: count {doc['count']} but {len(items)} tickers")
+    names = _column(items, "ticker", what)
+    if any(not isinstance(t, str) or not t.strip() for t in names):
+        raise MalformedResponse(f"{what}: a ticker is empty or not text")
+    if not items:
+        raise MalformedResponse(f"{what}: no tickers at all")
+    updated = _numbers([i.get("updated", 0) for i in items], "updated", what).astype(np.int64)
+    days = [i.get("day") or {} for i in items]
+    if any(not isinstance(d, dict) for d in days):
+        raise MalformedResponse(f"{what}: a ticker's day is not an object")
+    fields = {
+        column: _numbers([d.get(key, 0) for d in days], key, what)
+        for key, column in BAR_FIELDS.items()
+    }
+    newest = pd.Timestamp(int(updated.max()), unit="ns", tz="UTC")
+    session = newest.tz_convert(NEW_YORK).date()
+    start = pd.Timestamp(session, tz=NEW_YORK)
+    lo, hi = start.value, (start + pd.Timedelta(days=1)).value
+    traded = (updated >= lo) & (updated < hi) & (fields["volume"] > 0) & (fields["close"] > 0)
+    index = pd.Index([t.strip().upper() for t in names], dtype=TICKER_DTYPE, name=TICKER)
+    columns = {DATE: np.full(len(index), np.datetime64(session, "ns")), **fields}
+    bars = pd.DataFrame(columns, index=index, columns=list(BAR_COLUMNS))[traded]
+    bars = bars[~bars.index.duplicated(keep="last")].sort_index(kind="stable")
+    return MarketSnapshot(bars, session, newest, len(items), int((~traded).sum()))
 
 
 def parse_aggregates(
@@ -454,6 +510,12 @@ class PolygonClient:
         )
         frame[TICKER] = frame[TICKER].astype(TICKER_DTYPE).str.strip().str.upper()
         return frame.drop_duplicates(TICKER, keep="last").reset_index(drop=True)
+
+    async def market_snapshot(self) -> MarketSnapshot:
+        """Every US stock's forming bar now (one request; see :func:`parse_snapshot`)."""
+        return await self._request(
+            SNAPSHOT_PATH, None, "market snapshot", parse_snapshot, kind="snapshot"
+        )
 
     async def ticker_details(self, ticker: str) -> dict[str, Any] | None:
         """Name, market cap and SIC sector/industry of one ticker, or None if Polygon has none."""

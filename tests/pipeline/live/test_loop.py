@@ -1,0 +1,199 @@
+"""The live loop against a local server speaking Polygon's snapshot format, replaying a
+session minute by minute (429s, a truncated body, a halted ticker, a ticker with no trade
+yet, a crossed bar): each live snapshot's rows equal ``technic scan`` of a store with those
+day bars appended; it is served as the latest while it extends the daily snapshot, and the
+daily one is served again when the session ends."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+
+from pipeline import redis_conn, snapshots
+from pipeline.config import Settings
+from pipeline.live.loop import LiveLoop
+from pipeline.scan import run_scan
+from pipeline.schema import DATE, TICKER
+from pipeline.snapshots import redis_store
+from pipeline.sources.polygon import PolygonClient
+from pipeline.store import BarStore
+from tests.fake_polygon import KEY, FakePolygon, Market, snapshot_body
+
+NEW_YORK = "America/New_York"
+
+
+@pytest.fixture(scope="module")
+def session(demo_universe, tmp_path_factory):
+    """The demo universe's last session held back: the store has the days before it."""
+    bars = demo_universe.bars
+    day = bars[DATE].max()
+    root = tmp_path_factory.mktemp("live")
+    BarStore(root / "store").write(bars[bars[DATE] < day], demo_universe.universe,
+                                   rows_per_file=20_000)  # fmt: skip
+    today = bars[bars[DATE] == day].drop_duplicates(TICKER, keep="last").set_index(TICKER)
+    return root, bars[bars[DATE] < day], today, pd.Timestamp(day), demo_universe.universe
+
+
+@pytest.fixture(scope="module")
+def polygon():
+    market = Market.generate(2, date(2024, 11, 18), date(2024, 11, 22))  # no daily bars used
+    with FakePolygon(market) as fake:
+        yield fake
+
+
+def _settings(root: Path, redis_server, **kw) -> Settings:
+    return Settings(
+        data_dir=root / f"data-{uuid.uuid4().hex[:6]}",
+        cluster="sync",
+        use_redis=redis_server is not None,
+        redis_url=redis_server.url if redis_server is not None else "redis://127.0.0.1:1/0",
+        redis_prefix=f"live-{uuid.uuid4().hex[:8]}:v1",
+        cache_ttl=0,
+        **kw,
+    )
+
+
+def _loop(settings: Settings, store: Path, fake: FakePolygon) -> LiveLoop:
+    def client() -> PolygonClient:
+        return PolygonClient(KEY, base_url=fake.url, rpm=0, attempts=3, backoff=0.01,
+                             backoff_max=0.02, timeout=2.0)  # fmt: skip
+
+    return LiveLoop(settings, str(store), client=client)
+
+
+def _minute(today: pd.DataFrame, share: float) -> pd.DataFrame:
+    """The forming bars after ``share`` of the session: the day's open, a close part way
+    from the open, the range so far, the volume so far."""
+    close = today["open"] + share * (today["close"] - today["open"])
+    return today.assign(
+        close=close,
+        high=np.maximum(today["open"], close) * (1 + 0.002 * share),
+        low=np.minimum(today["open"], close) * (1 - 0.002 * share),
+        volume=(today["volume"] * share).round(),
+    )
+
+
+def _scan_with(root: Path, history: pd.DataFrame, day: pd.DataFrame, universe, settings):
+    """``technic scan`` of a store with ``day``'s bars appended."""
+    path = root / f"appended-{uuid.uuid4().hex[:6]}"
+    bars = pd.concat([history, day.reset_index()]).sort_values([TICKER, DATE], kind="stable")
+    BarStore(path).write(bars, universe, rows_per_file=20_000)
+    return run_scan(path, settings=settings)
+
+
+def _same_rows(live, full) -> None:
+    assert list(live.table.index) == list(full.table.index)
+    shared = [c for c in full.table.columns if c in live.table.columns]
+    for column in shared:
+        pd.testing.assert_series_equal(live.table[column], full.table[column], obj=column)
+
+
+def test_a_session_replayed_minute_by_minute(session, polygon, redis_server) -> None:
+    root, history, today, day, universe = session
+    settings = _settings(root, redis_server)
+    daily = run_scan(root / "store", settings=settings)
+    assert snapshots.publish(daily, settings=settings).latest
+    loop = _loop(settings, root / "store", polygon)
+    stamp = day.tz_localize(NEW_YORK) + pd.Timedelta(hours=10, minutes=32)
+    halted, quiet, crossed = (t for t in today.index[10:13])
+    keys = redis_store.Keys(settings.redis_prefix)
+    conn = redis_conn.connect(settings)
+    for minute, share in enumerate((0.3, 0.6, 1.0)):
+        forming = _minute(today, share)
+        forming.loc[crossed, "low"] = forming.loc[crossed, "high"] * 1.5  # hygiene drops it
+        polygon.reset()
+        polygon.snapshot = snapshot_body(
+            forming, stamp + pd.Timedelta(minutes=minute), not_traded=(halted, quiet)
+        )
+        if minute == 1:  # a 429, then a truncated body: both retried
+            polygon.fault("snapshot", "status", (429, {"Retry-After": "0"}))
+            polygon.fault("snapshot", "truncate")
+        update = loop.once()
+        assert not update.stale and update.published, update.error
+        assert polygon.count("snapshot") == (3 if minute == 1 else 1)
+        expected_bars = forming.drop([halted, quiet])  # the crossed bar: read, then dropped
+        full = _scan_with(root, history, expected_bars, universe, settings)
+        _same_rows(update.result, full)
+        document = update.result.snapshot
+        assert document["live"] is True and document["delayed_minutes"] == 15
+        assert document["base_snapshot"] == daily.snapshot["snapshot_id"]
+        assert "live, 15 min delayed, 10:3" in document["log"]
+        sid, _ = redis_store.latest_bytes(conn, keys)
+        assert sid == document["snapshot_id"]  # the app gets the live snapshot
+    assert conn.zscore(keys.history, sid) is None  # live snapshots join no history
+    snapshots.end_live(settings=settings)
+    assert redis_store.latest_bytes(conn, keys)[0] == daily.snapshot["snapshot_id"]
+
+
+def test_when_polygon_keeps_failing_the_last_snapshot_is_marked_stale(
+    session, polygon, redis_server
+) -> None:
+    root, _, today, day, _ = session
+    settings = _settings(root, redis_server)
+    loop = _loop(settings, root / "store", polygon)
+    polygon.reset()
+    stamp = day.tz_localize(NEW_YORK) + pd.Timedelta(hours=11)
+    polygon.snapshot = snapshot_body(_minute(today, 0.5), stamp)
+    fresh = loop.once()
+    assert not fresh.stale
+    polygon.fault("snapshot", "status", 503, times=3)  # every try of the next update
+    stale = loop.once()
+    assert stale.stale and "failed after 3 tries" in stale.error
+    assert KEY not in stale.error
+    document = stale.result.snapshot
+    assert document["stale"] is True and document["stale_seconds"] >= 0
+    assert document["snapshot_id"] != fresh.result.snapshot["snapshot_id"]
+    assert "stale" in document["log"]
+    conn = redis_conn.connect(settings)
+    sid, _ = redis_store.latest_bytes(conn, redis_store.Keys(settings.redis_prefix)) or (None, 0)
+    assert sid is None  # no daily snapshot was published here: live needs a base to extend
+    assert stale.published
+    polygon.reset()
+    again = loop.once()  # Polygon is back: fresh again
+    assert not again.stale and "stale" not in again.result.snapshot
+
+
+def test_with_redis_away_the_loop_still_scores(
+    session, polygon, tmp_path
+) -> None:
+    root, _, today, day, _ = session
+    settings = _settings(root, None)
+    loop = _loop(settings, root / "store", polygon)
+    polygon.reset()
+    polygon.snapshot = snapshot_body(
+        _minute(today, 0.5), day.tz_localize(NEW_YORK) + pd.Timedelta(hours=12)
+    )
+    update = loop.once()
+    assert update.result is not None and not update.published  # scored, not published
+
+
+def test_technic_live_once_json_prints_the_live_snapshot(session, polygon, tmp_path) -> None:
+    from tests.conftest import run_cli
+
+    root, _, today, day, _ = session
+    polygon.reset()
+    polygon.snapshot = snapshot_body(
+        _minute(today, 0.8), day.tz_localize(NEW_YORK) + pd.Timedelta(hours=14, minutes=5)
+    )
+    env = {
+        "POLYGON_API_KEY": KEY,
+        "POLYGON_BASE_URL": polygon.url,
+        "TECHNIC_USE_REDIS": "0",
+        "TECHNIC_POLYGON_DELAY": "0",
+        "TECHNIC_POLYGON_RPM": "0",
+    }
+    done = run_cli("live", "--once", "--json", "--store", str(root / "store"),
+                   data_dir=tmp_path, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = orjson.loads(done.stdout)
+    assert document["live"] is True and document["delayed_minutes"] == 0
+    assert document["as_of"] == f"{day:%Y-%m-%d}" and document["results"]
+    assert document["log"].startswith("live, real time, 14:05 ET")
+    wrong = run_cli("live", "--json", data_dir=tmp_path, env=env)
+    assert wrong.returncode != 0 and "--json needs --once" in wrong.stderr
