@@ -60,6 +60,16 @@ def _prepare(app: FastAPI, settings: Settings, snapshot: Current) -> None:
     threading.Thread(target=warm_up, name="warm-snapshot", daemon=True).start()
 
 
+def _start_live(settings: Settings) -> threading.Event:
+    """The live loop (``technic live``) in a background thread; set the event to stop it."""
+    from pipeline.live.loop import LiveLoop
+
+    stop = threading.Event()
+    loop = LiveLoop(settings)
+    threading.Thread(target=loop.run, args=(stop,), name="live-loop", daemon=True).start()
+    return stop
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; ``settings`` default to the environment's."""
     current = settings or get_settings()
@@ -94,9 +104,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if conn is not None
             else None
         )
+        live = _start_live(current) if current.live else None
         try:
             yield
         finally:
+            if live is not None:
+                live.set()
             if app.state.jobs is not None:
                 app.state.jobs.shutdown()
             app.state.cluster.close()

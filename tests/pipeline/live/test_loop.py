@@ -6,6 +6,7 @@ daily one is served again when the session ends."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import date
 from pathlib import Path
@@ -159,9 +160,7 @@ def test_when_polygon_keeps_failing_the_last_snapshot_is_marked_stale(
     assert not again.stale and "stale" not in again.result.snapshot
 
 
-def test_with_redis_away_the_loop_still_scores(
-    session, polygon, tmp_path
-) -> None:
+def test_with_redis_away_the_loop_still_scores(session, polygon, tmp_path) -> None:
     root, _, today, day, _ = session
     settings = _settings(root, None)
     loop = _loop(settings, root / "store", polygon)
@@ -197,3 +196,40 @@ def test_technic_live_once_json_prints_the_live_snapshot(session, polygon, tmp_p
     assert document["log"].startswith("live, real time, 14:05 ET")
     wrong = run_cli("live", "--json", data_dir=tmp_path, env=env)
     assert wrong.returncode != 0 and "--json needs --once" in wrong.stderr
+
+
+def test_the_loop_updates_during_the_session_and_hands_back_after_it(
+    session, polygon, redis_server
+) -> None:
+    root, _, today, day, _ = session
+    settings = _settings(root, redis_server, live_interval=0.01)
+    daily = run_scan(root / "store", settings=settings)
+    snapshots.publish(daily, settings=settings)
+    loop = _loop(settings, root / "store", polygon)
+    polygon.reset()
+    local = day.tz_localize(NEW_YORK)
+    polygon.snapshot = snapshot_body(_minute(today, 0.5), local + pd.Timedelta(hours=11))
+    times = iter([
+        local + pd.Timedelta(hours=8),  # before the open: idle
+        local + pd.Timedelta(hours=11),  # in the session: an update
+        local + pd.Timedelta(hours=16, minutes=30),  # after the close (+15 min): hand back
+    ])  # fmt: skip
+    stop = threading.Event()
+    seen: list[str | None] = []
+    conn = redis_conn.connect(settings)
+    keys = redis_store.Keys(settings.redis_prefix)
+
+    def clock():
+        seen.append(redis_store.latest_bytes(conn, keys)[0])
+        try:
+            return next(times).to_pydatetime()
+        except StopIteration:
+            stop.set()
+            return (local + pd.Timedelta(hours=20)).to_pydatetime()
+
+    loop.run(stop, now=clock)
+    daily_id = daily.snapshot["snapshot_id"]
+    assert seen[0] == seen[1] == daily_id  # idle before the open
+    assert seen[2] != daily_id  # the live snapshot after the session's update
+    assert seen[3] == daily_id  # handed back after the close
+    assert polygon.count("snapshot") == 1

@@ -1,0 +1,112 @@
+"""The app during the session: the live snapshot (published by the live loop, which
+extends the daily one) answers POST /v1/scan and the symbol detail; after the session the
+daily snapshot does again. TECHNIC_LIVE=1 runs the loop inside the service."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import date
+
+import httpx
+import pandas as pd
+import pytest
+
+from pipeline import snapshots
+from pipeline.config import Settings
+from pipeline.live.loop import LiveLoop
+from pipeline.scan import run_scan
+from pipeline.schema import DATE, TICKER
+from pipeline.sources.polygon import PolygonClient
+from pipeline.store import BarStore
+from service.routes.scan import APP_BODIES
+from tests.fake_polygon import KEY, FakePolygon, Market, snapshot_body
+from tests.service.server import running
+
+
+@pytest.fixture(scope="module")
+def held_back(demo_universe, tmp_path_factory):
+    bars = demo_universe.bars
+    day = bars[DATE].max()
+    root = tmp_path_factory.mktemp("live-service")
+    BarStore(root / "store").write(
+        bars[bars[DATE] < day], demo_universe.universe, rows_per_file=20_000
+    )
+    today = bars[bars[DATE] == day].drop_duplicates(TICKER, keep="last").set_index(TICKER)
+    return root, today, pd.Timestamp(day)
+
+
+@pytest.fixture(scope="module")
+def polygon():
+    with FakePolygon(Market.generate(2, date(2024, 11, 18), date(2024, 11, 22))) as fake:
+        yield fake
+
+
+def _settings(root, redis_server, polygon, **kw) -> Settings:
+    return Settings(
+        data_dir=root / f"data-{uuid.uuid4().hex[:6]}",
+        store=root / "store",
+        cluster="sync",
+        use_redis=True,
+        redis_url=redis_server.url,
+        redis_prefix=f"live-app-{uuid.uuid4().hex[:8]}:v1",
+        cache_ttl=0,
+        snapshot_poll_interval=0.0,
+        polygon_api_key=KEY,
+        polygon_base_url=polygon.url,
+        polygon_rpm=0,
+        **kw,
+    )
+
+
+def _post(base: str) -> dict:
+    answer = httpx.post(f"{base}/v1/scan", json=APP_BODIES[0], timeout=30)
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def test_the_app_gets_the_live_snapshot_during_the_session(
+    held_back, polygon, redis_server
+) -> None:
+    root, today, day = held_back
+    settings = _settings(root, redis_server, polygon)
+    daily = run_scan(root / "store", settings=settings)
+    assert snapshots.publish(daily, settings=settings).latest
+    polygon.reset()
+    moved = today.assign(close=today["close"] * 1.05, high=today["high"] * 1.05)
+    polygon.snapshot = snapshot_body(
+        moved, day.tz_localize("America/New_York") + pd.Timedelta(hours=10, minutes=32)
+    )
+    with running(settings) as base:
+        before = _post(base)
+        assert before["log"].startswith("Scanned")
+        update = LiveLoop(settings, client=lambda: PolygonClient(KEY, base_url=polygon.url,
+                                                                 rpm=0)).once()  # fmt: skip
+        assert update.published
+        answer = _post(base)
+        assert answer["log"].startswith("live, 15 min delayed, 10:32 ET")
+        assert answer["results"] and answer["movers"]
+        live_rows = {r["ticker"]: r for r in update.result.snapshot["results"]}
+        ticker = answer["results"][0]["ticker"]
+        detail = httpx.get(f"{base}/v1/symbol/{ticker}?days=30", timeout=30).json()
+        assert detail["last_price"] == pytest.approx(live_rows[ticker]["close"])
+        assert detail["last_price"] != pytest.approx(
+            {r["ticker"]: r for r in daily.snapshot["results"]}.get(ticker, {}).get("close", 0)
+        )
+        snapshots.end_live(settings=settings)
+        assert _post(base)["log"] == before["log"]  # the daily snapshot again
+
+
+def test_technic_live_runs_the_loop_inside_the_service(held_back, polygon, redis_server) -> None:
+    root, _, _ = held_back
+    settings = _settings(root, redis_server, polygon, live=True, live_interval=30)
+    with running(settings):
+        deadline = time.monotonic() + 10
+        while "live-loop" not in {t.name for t in threading.enumerate()}:
+            assert time.monotonic() < deadline, "the live loop did not start"
+            time.sleep(0.02)
+    deadline = time.monotonic() + 10
+    while "live-loop" in {t.name for t in threading.enumerate()}:
+        assert time.monotonic() < deadline, "the live loop did not stop with the service"
+        time.sleep(0.02)
