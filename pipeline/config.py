@@ -210,6 +210,21 @@ class Settings(BaseSettings):
         "the universe on Polygon's market snapshot every TECHNIC_LIVE_INTERVAL seconds "
         "(TECHNIC_LIVE).",
     )
+    alert_attempts: int = Field(
+        6, ge=1, description="Tries per webhook delivery before it is dead-lettered."
+    )
+    alert_backoff: float = Field(
+        1.0,
+        ge=0,
+        description="First wait between webhook tries, seconds; doubles per try, plus jitter, "
+        "up to TECHNIC_ALERT_BACKOFF_MAX.",
+    )
+    alert_backoff_max: float = Field(
+        300.0, ge=0, description="Longest wait between webhook tries, seconds."
+    )
+    alert_timeout: float = Field(
+        10.0, gt=0, description="Seconds a webhook receiver has to answer one try."
+    )
     live_interval: float = Field(
         60.0,
         gt=0,

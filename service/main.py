@@ -30,7 +30,7 @@ from service.history import RecentHistory
 from service.limits import BodyLimit
 from service.quiet import MarkRequests, Quiet
 from service.response_cache import ResponseCache
-from service.routes import cluster, copilot, health, jobs, scan, scans, symbols
+from service.routes import alerts, cluster, copilot, health, jobs, scan, scans, symbols
 from service.snapshot_cache import Current, SnapshotCache
 
 DESCRIPTION = """Technic serves the latest finished stock scan in milliseconds and starts new
@@ -70,6 +70,24 @@ def _start_live(settings: Settings) -> threading.Event:
     return stop
 
 
+def _start_alerts(conn, settings: Settings) -> threading.Event:
+    """The webhook dispatcher (:mod:`pipeline.alerts.deliver`) in a background thread."""
+    from pipeline.alerts.deliver import Dispatcher
+    from pipeline.alerts.store import Keys
+
+    stop = threading.Event()
+    dispatcher = Dispatcher(
+        conn,
+        Keys(settings.redis_prefix),
+        attempts=settings.alert_attempts,
+        backoff=settings.alert_backoff,
+        backoff_max=settings.alert_backoff_max,
+        timeout=settings.alert_timeout,
+    )
+    threading.Thread(target=dispatcher.run, args=(stop,), name="alerts", daemon=True).start()
+    return stop
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; ``settings`` default to the environment's."""
     current = settings or get_settings()
@@ -82,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # after a failure, so the service picks Redis up whenever it comes.
         conn = redis_conn.client(where) if where.enabled else None
         app.state.settings = current
+        app.state.redis = conn
         app.state.history = RecentHistory()
         app.state.quiet = quiet
         app.state.warmed = None  # the snapshot whose warm-up is done
@@ -105,11 +124,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else None
         )
         live = _start_live(current) if current.live else None
+        dispatcher = _start_alerts(conn, current) if conn is not None else None
         try:
             yield
         finally:
-            if live is not None:
-                live.set()
+            for stop in (live, dispatcher):
+                if stop is not None:
+                    stop.set()
             if app.state.jobs is not None:
                 app.state.jobs.shutdown()
             app.state.cluster.close()
@@ -136,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (scan.router, scans.router, symbols.router, copilot.router, cluster.router):
         app.include_router(router, dependencies=[ReadKey], responses=documented({401: READ_KEY}))
     app.include_router(jobs.router)
+    app.include_router(alerts.router)
     app.include_router(health.router)
     return app
 

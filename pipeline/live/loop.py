@@ -79,7 +79,10 @@ class LiveLoop:
         base = snapshots.latest_id(settings=self.settings) if self.publish else None
         result, _ = self.scanner.rescore(market, base_snapshot=base)
         scored = time.perf_counter()
-        published = self.publish and snapshots.publish_live(result, settings=self.settings)
+        previous = self.last.snapshot if self.last is not None else None
+        published = self.publish and snapshots.publish_live(
+            result, previous=previous, settings=self.settings
+        )
         done = time.perf_counter()
         self.last, self.last_fresh = result, time.monotonic()
         timings = {
@@ -133,6 +136,7 @@ class LiveLoop:
             elif was_open:
                 was_open = False
                 snapshots.end_live(settings=self.settings)
+                self.last = self.last_fresh = None  # the next session starts from the daily one
                 log.info("[LIVE] session over: the daily snapshot is served again")
             stop.wait(max(self.settings.live_interval - (time.monotonic() - started), 0.0))
 

@@ -129,6 +129,7 @@ def publish(
 
         try:
             pushed = _push(conn, keys, settings)
+            before = conn.get(keys.latest)
             became_latest = redis_store.publish(
                 conn,
                 keys,
@@ -139,6 +140,8 @@ def publish(
                 settings.snapshot_retention_days,
                 settings.snapshot_full_keep,
             )
+            if became_latest and before is not None:
+                _alerts(conn, settings, _document(conn, keys, before.decode()), result.snapshot)
             return Published(sid, True, 0, pushed, became_latest)
         except redis.RedisError as exc:
             log.warning("[CACHE] Redis failed while publishing (%s): snapshot %s queued", exc, sid)
@@ -155,10 +158,15 @@ def publish(
 
 
 def publish_live(
-    result: Snapshot, *, settings: Settings | None = None, conn: redis.Redis | None = None
+    result: Snapshot,
+    *,
+    previous: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+    conn: redis.Redis | None = None,
 ) -> bool:
     """Publish a live snapshot (:func:`redis_store.publish_live`); whether Redis took it. A
-    live snapshot is never queued: the next minute's replaces it."""
+    live snapshot is never queued: the next minute's replaces it. Its alerts compare it with
+    ``previous`` (the document served before it; read from Redis when not given)."""
     check_publishable(result.snapshot)
     settings = settings or get_settings()
     conn = conn or redis_conn.connect(settings)
@@ -170,12 +178,38 @@ def publish_live(
     ttl = int(max(LIVE_TTL, 10 * settings.live_interval))
     table = redis_store.arrow_bytes(redis_store.table_of(result.table))
     try:
+        if previous is None:
+            served = redis_store.latest_bytes(conn, keys)
+            previous = orjson.loads(served[1]) if served is not None else None
         redis_store.publish_live(conn, keys, result.snapshot, result.to_json(), table, ttl)
+        _alerts(conn, settings, previous, result.snapshot)
     except redis.RedisError as exc:
         log.warning("[LIVE] Redis failed (%s): live snapshot %s not published",
                     type(exc).__name__, result.snapshot["snapshot_id"])  # fmt: skip
         return False
     return True
+
+
+def _document(conn: redis.Redis, keys: redis_store.Keys, sid: str) -> dict[str, Any] | None:
+    data = redis_store.get_bytes(conn, keys, sid)
+    return orjson.loads(data) if data is not None else None
+
+
+def _alerts(
+    conn: redis.Redis,
+    settings: Settings,
+    previous: dict[str, Any] | None,
+    current: dict[str, Any],
+) -> None:
+    """Record what changed for the alerts (:mod:`pipeline.alerts`); never fails a publish."""
+    import redis
+
+    from pipeline.alerts import store as alerts
+
+    try:
+        alerts.record(conn, alerts.Keys(settings.redis_prefix), previous, current)
+    except redis.RedisError as exc:
+        log.warning("[ALERTS] changes of %s not recorded (%s)", current["snapshot_id"], exc)
 
 
 def end_live(*, settings: Settings | None = None, conn: redis.Redis | None = None) -> None:
