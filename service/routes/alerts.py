@@ -21,12 +21,14 @@ from service.errors import (
     INVALID,
     READ_KEY,
     REDIS_GONE,
+    UNREADABLE,
     WRITE_KEY,
     WRITES_OFF,
     ApiError,
     documented,
     json_response,
 )
+from service.limits import TOO_LARGE
 
 router = APIRouter(tags=["alerts"])
 WRITE = {401: WRITE_KEY, 403: WRITES_OFF}
@@ -63,7 +65,7 @@ def _conn(request: Request):
     "/v1/alerts",
     status_code=201,
     dependencies=[WriteKey],
-    responses=documented({**WRITE, 422: INVALID, 503: REDIS_GONE}),
+    responses=documented({**WRITE, 400: UNREADABLE, 413: TOO_LARGE, 422: INVALID, 503: REDIS_GONE}),
 )
 def subscribe(request: Request, body: Subscription) -> Response:
     """Subscribe a webhook to a rule. The answer holds the subscription's signing ``secret``,
@@ -94,7 +96,7 @@ def list_subscriptions(request: Request) -> list[dict[str, Any]]:
     "/v1/alerts/{sub_id}",
     status_code=204,
     dependencies=[WriteKey],
-    responses=documented({**WRITE, 404: "`unknown_subscription`", 503: REDIS_GONE}),
+    responses=documented({**WRITE, 404: "`unknown_subscription`", 422: INVALID, 503: REDIS_GONE}),
 )
 def unsubscribe(request: Request, sub_id: Annotated[str, SUB_ID]) -> Response:
     """Remove a subscription; deliveries already under way finish."""
