@@ -136,6 +136,7 @@ async def stream(request: Request) -> EventSourceResponse:
         raise ApiError(
             422, "invalid_request", "Last-Event-ID: not an event id", field="last-event-id"
         )
+    await request.app.state.events.ping()  # Redis away: a 503 now, not a broken stream later
     return EventSourceResponse(_events(request, last), ping=15)
 
 

@@ -70,7 +70,12 @@ def eventually(check, timeout: float = 20.0):
 def every_request(app: httpx.Client, ticker: str) -> list[tuple[str, str, dict]]:
     """One request per operation of the OpenAPI document, path parameters filled in."""
     spec = app.get("/openapi.json").json()
-    values = {"job_id": "0123456789abcdef", "symbol": ticker, "ticker": ticker}
+    values = {
+        "job_id": "0123456789abcdef",
+        "sub_id": "0123456789abcdef",
+        "symbol": ticker,
+        "ticker": ticker,
+    }
     out = []
     for path, operations in spec["paths"].items():
         url = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
@@ -97,7 +102,7 @@ def test_redis_killed_mid_serve_never_gives_a_500(scans, server, settings) -> No
         answers = {}
         for method, url, body in every_request(app, ticker):
             kwargs = {"json": body} if method in ("POST", "PUT") else {}
-            if url.endswith("/events"):
+            if url.endswith(("/events", "/stream")):
                 with app.stream(method, url, headers={"X-API-Key": KEY}) as response:
                     answers[(method, url)] = (response.status_code, response.read())
                 continue
