@@ -201,6 +201,9 @@ def step(h, lw, c, v, at, reach, index, states, stoch_k_before, smas, p):
 
 
 def reach_needed(smas: np.ndarray, p: np.ndarray) -> int:
-    """Bars before the new one that :func:`step` reads (its longest window, plus one)."""
-    windows = (*smas, p[0], p[2] + p[3], p[4], p[6], 2 * p[7], p[8] + p[9], p[11], p[12], p[13])
+    """Bars before the new one that :func:`step` reads, at least: its longest window and the
+    longest seed (an indicator's first output: SMA n at bar n − 1, MACD at slow + signal − 2,
+    ADX at 2n − 1, ...), plus one."""
+    windows = (*smas, p[0], p[2] + p[3], p[4], p[6], 2 * p[7], p[8] + p[9] + p[10], p[11],
+               p[12], p[13])  # fmt: skip
     return int(max(windows)) + 1

@@ -74,9 +74,15 @@ class Plan:
         )
 
     @property
+    def stepping(self) -> int:
+        """Bars a history needs before a step may extend it: every indicator past its seed
+        and every window a step reads inside the history (shorter ones are recomputed)."""
+        return kernels.reach_needed(self.smas, self.params)
+
+    @property
     def reach(self) -> int:
         """Bars kept per ticker: the longest window of the indicators and the features."""
-        return max(kernels.reach_needed(self.smas, self.params), features.YEAR + 1)
+        return max(self.stepping, features.YEAR + 1)
 
 
 @dataclass(frozen=True)
@@ -226,7 +232,7 @@ def update(state: LiveState, bars: pd.DataFrame, benchmark_bar: tuple | None = N
     slot = np.arange(len(state.tickers)) * state.block + reach
     for column in BAR:
         state.tail[column][slot] = np.where(moved, bar[column], state.tail[column][slot])
-    long = moved & (state.bars >= reach)
+    long = moved & (state.bars >= plan.stepping)
     short = moved & ~long
     width = len(plan.columns)
     outputs = np.full((len(state.tickers), width), np.nan)
@@ -244,8 +250,8 @@ def update(state: LiveState, bars: pd.DataFrame, benchmark_bar: tuple | None = N
     if short.any():
         ends = slot[short] + 1
         starts = ends - state.bars[short] - 1
-        idx = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
         bounds = np.concatenate([[0], np.cumsum(ends - starts)])
+        idx = np.arange(bounds[-1]) + np.repeat(starts - bounds[:-1], ends - starts)
         recent, new = kernels.run_segments(
             t["high"][idx], t["low"][idx], t["close"][idx], t["volume"][idx], bounds,
             plan.smas, plan.params, 1,

@@ -73,7 +73,10 @@ def test_a_forming_bar_gives_the_rows_of_the_history_with_it_appended(demo_bars)
     step = live.update(state, today, _spy(today))
     assert step.held["reclassifies"] == 0
     assert step.moved.sum() > 0.9 * len(today)
-    assert (state.bars < state.reach).any() and (state.bars >= state.reach).any()
+    stepping, reach = state.plan.stepping, state.reach
+    assert (state.bars < stepping).any()  # recomputed whole
+    assert ((state.bars >= stepping) & (state.bars < reach)).any()  # stepped, short tail
+    assert (state.bars >= reach).any()  # stepped, full tail
     _same(step.latest, _latest(_appended(history, [today])))
 
 
