@@ -12,6 +12,7 @@ import uuid
 from datetime import date
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
@@ -324,3 +325,51 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
 )
 def test_sic_codes_map_to_divisions(code, sector) -> None:
     assert sic_sector(code) == sector
+
+
+def _snapshot_doc() -> dict:
+    day = pd.Timestamp("2024-11-26 10:32", tz="America/New_York").value
+    rows = []
+    for i, ticker in enumerate(("AAA", "BBB", "CCC")):
+        rows.append({"ticker": ticker, "updated": day, "todaysChange": 0.1,
+                     "day": {"o": 10 + i, "h": 11 + i, "l": 9 + i, "c": 10.5 + i, "v": 1000},
+                     "prevDay": {"o": 1, "h": 1, "l": 1, "c": 1, "v": 1},
+                     "lastQuote": {"P": 1.0, "p": 0.9}})  # fmt: skip
+    rows[1]["day"] = {"o": 0, "h": 0, "l": 0, "c": 0, "v": 0}  # no trade yet today
+    rows[2]["updated"] = day - 86_400 * 10**9  # last updated yesterday: no bar today
+    return {"status": "OK", "count": 3, "tickers": rows}
+
+
+def test_the_market_snapshot_gives_todays_forming_bars() -> None:
+    from pipeline.sources.polygon import parse_snapshot
+
+    market = parse_snapshot(orjson.dumps(_snapshot_doc()))
+    assert market.session == date(2024, 11, 26)
+    assert market.tickers == 3 and market.no_trade == 2
+    assert list(market.bars.index) == ["AAA"]
+    bar = market.bars.loc["AAA"]
+    assert (bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"]) == (
+        10,
+        11,
+        9,
+        10.5,
+        1000,
+    )
+    assert bar["date"] == pd.Timestamp("2024-11-26")
+
+
+@pytest.mark.parametrize(
+    ("mangle", "reason"),
+    [
+        (lambda b: b[: len(b) // 2], "truncated"),
+        (lambda b: orjson.dumps({**orjson.loads(b), "count": 4}), "partial"),
+        (lambda b: orjson.dumps({"status": "ERROR", "error": "Unknown API Key"}), "ERROR"),
+        (lambda b: b.replace(b'"c":10.5', b'"c":"10.5"'), "Expected `float`"),
+        (lambda b: orjson.dumps({"status": "OK", "count": 0, "tickers": []}), "no tickers"),
+    ],
+)
+def test_a_bad_market_snapshot_is_malformed(mangle, reason: str) -> None:
+    from pipeline.sources.polygon import MalformedResponse, parse_snapshot
+
+    with pytest.raises(MalformedResponse, match=reason):
+        parse_snapshot(mangle(orjson.dumps(_snapshot_doc())))
