@@ -220,7 +220,7 @@ def execute(
     timings["alpha"] = alpha_lookup + time.perf_counter() - tic
 
     tic = time.perf_counter()
-    with _no_cycle_collection():
+    with no_cycle_collection():
         table, statuses, meta = cross_section(
             request,
             inputs.store,
@@ -422,7 +422,7 @@ def cross_section(
 
 
 @contextlib.contextmanager
-def _no_cycle_collection() -> Iterator[None]:
+def no_cycle_collection() -> Iterator[None]:
     """Pause the cyclic garbage collector while the cross-section builds its ~10⁵ small,
     acyclic objects (rows, strings): its passes over the whole heap otherwise cost 30–150 ms
     of a 0.1 s stage. Reference counting still frees everything; the collector resumes after."""

@@ -74,26 +74,32 @@ class LiveScanner:
         stepped = time.perf_counter()
         request = replace(self.request, as_of=pd.Timestamp(market.session))
         benchmark = state.benchmark.with_bar(bench_bar) if state.benchmark else None
-        table, statuses, meta = scan.cross_section(
-            request, request.generation, benchmark, step.latest, None, 0.0, settings
-        )
+        with scan.no_cycle_collection():
+            table, statuses, meta = scan.cross_section(
+                request, request.generation, benchmark, step.latest, None, 0.0, settings
+            )
+            local = market.updated.tz_convert(NEW_YORK)
+            meta.update(
+                model={"alpha_weight": 0.0, "reason": "live scans rank without the model"},
+                cache={},
+                live=True,
+                as_of_time=local.isoformat(timespec="seconds"),
+                delayed_minutes=settings.polygon_delay,
+                base_snapshot=base_snapshot,
+                live_counts={
+                    "tickers": market.tickers,
+                    "moved": int(step.moved.sum()),
+                    **step.held,
+                },
+                timings={},
+            )
+            document = snapshots.build(table, meta)
         done = time.perf_counter()
-        local = market.updated.tz_convert(NEW_YORK)
-        meta.update(
-            timings={
-                "update": round(stepped - started, 4),
-                "cross_section": round(done - stepped, 4),
-                "total": round(done - started, 4),
-            },
-            model={"alpha_weight": 0.0, "reason": "live scans rank without the model"},
-            cache={},
-            live=True,
-            as_of_time=local.isoformat(timespec="seconds"),
-            delayed_minutes=settings.polygon_delay,
-            base_snapshot=base_snapshot,
-            live_counts={"tickers": market.tickers, "moved": int(step.moved.sum()), **step.held},
+        meta["timings"].update(
+            update=round(stepped - started, 4),
+            cross_section=round(done - stepped, 4),
+            total=round(done - started, 4),
         )
-        document = snapshots.build(table, meta)
         document["log"] = status_line(meta, local)
         result = scan.ScanResult(
             table=table,
