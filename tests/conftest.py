@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 
 from pipeline import hygiene
 from pipeline.config import Settings
-from pipeline.schema import conform_bars
+from pipeline.schema import DATE, TICKER, conform_bars
 from pipeline.sources.synthetic import generate_universe
 from pipeline.store import BarStore
 
@@ -49,6 +50,39 @@ def real_clean():
 def demo_universe():
     """A small synthetic universe (300 tickers × 320 days plus SPY), with planted mess."""
     return generate_universe(300, 320, seed=11)
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """The demo universe with its last session held back, for live scans."""
+
+    store: Path  # a bar store of the sessions before it
+    history: pd.DataFrame  # those bars
+    today: pd.DataFrame  # the held-back session's bars, one per ticker (ticker index)
+    day: pd.Timestamp
+    universe: pd.DataFrame
+
+
+@pytest.fixture(scope="session")
+def held_back(demo_universe, tmp_path_factory) -> HeldBack:
+    bars = demo_universe.bars
+    day = bars[DATE].max()
+    history = bars[bars[DATE] < day]
+    store = tmp_path_factory.mktemp("held-back") / "store"
+    BarStore(store).write(history, demo_universe.universe, rows_per_file=20_000)
+    today = bars[bars[DATE] == day].drop_duplicates(TICKER, keep="last").set_index(TICKER)
+    return HeldBack(store, history, today, pd.Timestamp(day), demo_universe.universe)
+
+
+@pytest.fixture(scope="session")
+def fake_polygon():
+    """A local server speaking Polygon's formats; tests set its market ``snapshot``."""
+    from datetime import date
+
+    from tests.fake_polygon import FakePolygon, Market
+
+    with FakePolygon(Market.generate(2, date(2024, 11, 18), date(2024, 11, 22))) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="session")

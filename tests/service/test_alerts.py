@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import time
 import uuid
-from datetime import date
 
 import httpx
 import orjson
@@ -21,34 +20,19 @@ from pipeline.alerts import store
 from pipeline.config import Settings
 from pipeline.live.loop import LiveLoop
 from pipeline.scan import run_scan
-from pipeline.schema import DATE, TICKER
 from pipeline.sources.polygon import PolygonClient
-from pipeline.store import BarStore
-from tests.fake_polygon import KEY, FakePolygon, Market, snapshot_body
+from tests.fake_polygon import KEY, snapshot_body
 from tests.service.server import running
 from tests.webhook_receiver import Receiver, closed
 
 WRITE = {"X-API-Key": "alerts-write-key"}
 
 
-@pytest.fixture(scope="module")
-def held_back(demo_universe, tmp_path_factory):
-    bars = demo_universe.bars
-    day = bars[DATE].max()
-    root = tmp_path_factory.mktemp("alerts")
-    BarStore(root / "store").write(
-        bars[bars[DATE] < day], demo_universe.universe, rows_per_file=20_000
-    )
-    today = bars[bars[DATE] == day].drop_duplicates(TICKER, keep="last").set_index(TICKER)
-    return root, today, pd.Timestamp(day)
-
-
 @pytest.fixture
 def settings(held_back, redis_server) -> Settings:
-    root, _, _ = held_back
     return Settings(
-        data_dir=root / f"data-{uuid.uuid4().hex[:6]}",
-        store=root / "store",
+        data_dir=held_back.store.parent / f"data-{uuid.uuid4().hex[:6]}",
+        store=held_back.store,
         cluster="sync",
         use_redis=True,
         redis_url=redis_server.url,
@@ -63,17 +47,11 @@ def settings(held_back, redis_server) -> Settings:
     )
 
 
-@pytest.fixture(scope="module")
-def polygon():
-    with FakePolygon(Market.generate(2, date(2024, 11, 18), date(2024, 11, 22))) as fake:
-        yield fake
-
-
 def _publish_daily_then_live(settings: Settings, held_back, polygon) -> tuple[dict, dict]:
     """The daily snapshot, then a live one: prices moved both ways, every seventh ticker on
     five times its volume."""
-    root, today, day = held_back
-    daily = run_scan(root / "store", settings=settings)
+    today, day = held_back.today, held_back.day
+    daily = run_scan(held_back.store, settings=settings)
     assert snapshots.publish(daily, settings=settings).latest
     swing = pd.Series([0.06 if i % 2 else -0.05 for i in range(len(today))], index=today.index)
     heavy = pd.Series([5.0 if i % 7 == 0 else 1.0 for i in range(len(today))], index=today.index)
@@ -111,8 +89,9 @@ def _wait(condition, seconds: float = 30.0) -> None:
 
 
 def test_webhooks_are_signed_retried_dead_lettered_and_never_sent_twice(
-    settings, held_back, polygon
+    settings, held_back, fake_polygon
 ) -> None:
+    polygon = fake_polygon
     flaky = Receiver(script=["fail", "fail"])  # down twice, then up
     slow = Receiver(script=["slow"], delay=0.5)  # answers, slowly
     specs = {
@@ -162,7 +141,8 @@ def test_webhooks_are_signed_retried_dead_lettered_and_never_sent_twice(
     flaky2.close()
 
 
-def test_the_stream_resumes_from_last_event_id(settings, held_back, polygon) -> None:
+def test_the_stream_resumes_from_last_event_id(settings, held_back, fake_polygon) -> None:
+    polygon = fake_polygon
     conn = redis_conn.connect(settings)
     keys = store.Keys(settings.redis_prefix)
     with running(settings) as base:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import date
 
 import httpx
 import pandas as pd
@@ -17,36 +16,16 @@ from pipeline import snapshots
 from pipeline.config import Settings
 from pipeline.live.loop import LiveLoop
 from pipeline.scan import run_scan
-from pipeline.schema import DATE, TICKER
 from pipeline.sources.polygon import PolygonClient
-from pipeline.store import BarStore
 from service.routes.scan import APP_BODIES
-from tests.fake_polygon import KEY, FakePolygon, Market, snapshot_body
+from tests.fake_polygon import KEY, snapshot_body
 from tests.service.server import running
 
 
-@pytest.fixture(scope="module")
-def held_back(demo_universe, tmp_path_factory):
-    bars = demo_universe.bars
-    day = bars[DATE].max()
-    root = tmp_path_factory.mktemp("live-service")
-    BarStore(root / "store").write(
-        bars[bars[DATE] < day], demo_universe.universe, rows_per_file=20_000
-    )
-    today = bars[bars[DATE] == day].drop_duplicates(TICKER, keep="last").set_index(TICKER)
-    return root, today, pd.Timestamp(day)
-
-
-@pytest.fixture(scope="module")
-def polygon():
-    with FakePolygon(Market.generate(2, date(2024, 11, 18), date(2024, 11, 22))) as fake:
-        yield fake
-
-
-def _settings(root, redis_server, polygon, **kw) -> Settings:
+def _settings(held_back, redis_server, polygon, **kw) -> Settings:
     return Settings(
-        data_dir=root / f"data-{uuid.uuid4().hex[:6]}",
-        store=root / "store",
+        data_dir=held_back.store.parent / f"data-{uuid.uuid4().hex[:6]}",
+        store=held_back.store,
         cluster="sync",
         use_redis=True,
         redis_url=redis_server.url,
@@ -67,11 +46,11 @@ def _post(base: str) -> dict:
 
 
 def test_the_app_gets_the_live_snapshot_during_the_session(
-    held_back, polygon, redis_server
+    held_back, fake_polygon, redis_server
 ) -> None:
-    root, today, day = held_back
-    settings = _settings(root, redis_server, polygon)
-    daily = run_scan(root / "store", settings=settings)
+    today, day, polygon = held_back.today, held_back.day, fake_polygon
+    settings = _settings(held_back, redis_server, polygon)
+    daily = run_scan(held_back.store, settings=settings)
     assert snapshots.publish(daily, settings=settings).latest
     polygon.reset()
     moved = today.assign(close=today["close"] * 1.05, high=today["high"] * 1.05)
@@ -98,9 +77,10 @@ def test_the_app_gets_the_live_snapshot_during_the_session(
         assert _post(base)["log"] == before["log"]  # the daily snapshot again
 
 
-def test_technic_live_runs_the_loop_inside_the_service(held_back, polygon, redis_server) -> None:
-    root, _, _ = held_back
-    settings = _settings(root, redis_server, polygon, live=True, live_interval=30)
+def test_technic_live_runs_the_loop_inside_the_service(
+    held_back, fake_polygon, redis_server
+) -> None:
+    settings = _settings(held_back, redis_server, fake_polygon, live=True, live_interval=30)
     with running(settings):
         deadline = time.monotonic() + 10
         while "live-loop" not in {t.name for t in threading.enumerate()}:

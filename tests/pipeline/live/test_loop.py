@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pandas as pd
-import pytest
 
 from pipeline import redis_conn, snapshots
 from pipeline.config import Settings
@@ -24,28 +22,9 @@ from pipeline.schema import DATE, TICKER
 from pipeline.snapshots import redis_store
 from pipeline.sources.polygon import PolygonClient
 from pipeline.store import BarStore
-from tests.fake_polygon import KEY, FakePolygon, Market, snapshot_body
+from tests.fake_polygon import KEY, FakePolygon, snapshot_body
 
 NEW_YORK = "America/New_York"
-
-
-@pytest.fixture(scope="module")
-def session(demo_universe, tmp_path_factory):
-    """The demo universe's last session held back: the store has the days before it."""
-    bars = demo_universe.bars
-    day = bars[DATE].max()
-    root = tmp_path_factory.mktemp("live")
-    BarStore(root / "store").write(bars[bars[DATE] < day], demo_universe.universe,
-                                   rows_per_file=20_000)  # fmt: skip
-    today = bars[bars[DATE] == day].drop_duplicates(TICKER, keep="last").set_index(TICKER)
-    return root, bars[bars[DATE] < day], today, pd.Timestamp(day), demo_universe.universe
-
-
-@pytest.fixture(scope="module")
-def polygon():
-    market = Market.generate(2, date(2024, 11, 18), date(2024, 11, 22))  # no daily bars used
-    with FakePolygon(market) as fake:
-        yield fake
 
 
 def _settings(root: Path, redis_server, **kw) -> Settings:
@@ -95,12 +74,19 @@ def _same_rows(live, full) -> None:
         pd.testing.assert_series_equal(live.table[column], full.table[column], obj=column)
 
 
-def test_a_session_replayed_minute_by_minute(session, polygon, redis_server) -> None:
-    root, history, today, day, universe = session
+def test_a_session_replayed_minute_by_minute(held_back, fake_polygon, redis_server) -> None:
+    polygon = fake_polygon
+    root, history, today, day, universe = (
+        held_back.store.parent,
+        held_back.history,
+        held_back.today,
+        held_back.day,
+        held_back.universe,
+    )
     settings = _settings(root, redis_server)
-    daily = run_scan(root / "store", settings=settings)
+    daily = run_scan(held_back.store, settings=settings)
     assert snapshots.publish(daily, settings=settings).latest
-    loop = _loop(settings, root / "store", polygon)
+    loop = _loop(settings, held_back.store, polygon)
     stamp = day.tz_localize(NEW_YORK) + pd.Timedelta(hours=10, minutes=32)
     halted, quiet, crossed = (t for t in today.index[10:13])
     keys = redis_store.Keys(settings.redis_prefix)
@@ -133,11 +119,12 @@ def test_a_session_replayed_minute_by_minute(session, polygon, redis_server) -> 
 
 
 def test_when_polygon_keeps_failing_the_last_snapshot_is_marked_stale(
-    session, polygon, redis_server
+    held_back, fake_polygon, redis_server
 ) -> None:
-    root, _, today, day, _ = session
+    polygon = fake_polygon
+    root, today, day = held_back.store.parent, held_back.today, held_back.day
     settings = _settings(root, redis_server)
-    loop = _loop(settings, root / "store", polygon)
+    loop = _loop(settings, held_back.store, polygon)
     polygon.reset()
     stamp = day.tz_localize(NEW_YORK) + pd.Timedelta(hours=11)
     polygon.snapshot = snapshot_body(_minute(today, 0.5), stamp)
@@ -160,10 +147,11 @@ def test_when_polygon_keeps_failing_the_last_snapshot_is_marked_stale(
     assert not again.stale and "stale" not in again.result.snapshot
 
 
-def test_with_redis_away_the_loop_still_scores(session, polygon, tmp_path) -> None:
-    root, _, today, day, _ = session
+def test_with_redis_away_the_loop_still_scores(held_back, fake_polygon, tmp_path) -> None:
+    polygon = fake_polygon
+    root, today, day = held_back.store.parent, held_back.today, held_back.day
     settings = _settings(root, None)
-    loop = _loop(settings, root / "store", polygon)
+    loop = _loop(settings, held_back.store, polygon)
     polygon.reset()
     polygon.snapshot = snapshot_body(
         _minute(today, 0.5), day.tz_localize(NEW_YORK) + pd.Timedelta(hours=12)
@@ -172,10 +160,11 @@ def test_with_redis_away_the_loop_still_scores(session, polygon, tmp_path) -> No
     assert update.result is not None and not update.published  # scored, not published
 
 
-def test_technic_live_once_json_prints_the_live_snapshot(session, polygon, tmp_path) -> None:
+def test_technic_live_once_json_prints_the_live_snapshot(held_back, fake_polygon, tmp_path) -> None:
+    polygon = fake_polygon
     from tests.conftest import run_cli
 
-    root, _, today, day, _ = session
+    today, day = held_back.today, held_back.day
     polygon.reset()
     polygon.snapshot = snapshot_body(
         _minute(today, 0.8), day.tz_localize(NEW_YORK) + pd.Timedelta(hours=14, minutes=5)
@@ -187,7 +176,7 @@ def test_technic_live_once_json_prints_the_live_snapshot(session, polygon, tmp_p
         "TECHNIC_POLYGON_DELAY": "0",
         "TECHNIC_POLYGON_RPM": "0",
     }
-    done = run_cli("live", "--once", "--json", "--store", str(root / "store"),
+    done = run_cli("live", "--once", "--json", "--store", str(held_back.store),
                    data_dir=tmp_path, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     document = orjson.loads(done.stdout)
@@ -199,13 +188,14 @@ def test_technic_live_once_json_prints_the_live_snapshot(session, polygon, tmp_p
 
 
 def test_the_loop_updates_during_the_session_and_hands_back_after_it(
-    session, polygon, redis_server
+    held_back, fake_polygon, redis_server
 ) -> None:
-    root, _, today, day, _ = session
+    polygon = fake_polygon
+    root, today, day = held_back.store.parent, held_back.today, held_back.day
     settings = _settings(root, redis_server, live_interval=0.01)
-    daily = run_scan(root / "store", settings=settings)
+    daily = run_scan(held_back.store, settings=settings)
     snapshots.publish(daily, settings=settings)
-    loop = _loop(settings, root / "store", polygon)
+    loop = _loop(settings, held_back.store, polygon)
     polygon.reset()
     local = day.tz_localize(NEW_YORK)
     polygon.snapshot = snapshot_body(_minute(today, 0.5), local + pd.Timedelta(hours=11))
