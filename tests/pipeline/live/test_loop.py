@@ -31,8 +31,8 @@ def _settings(root: Path, redis_server, **kw) -> Settings:
     return Settings(
         data_dir=root / f"data-{uuid.uuid4().hex[:6]}",
         cluster="sync",
-        use_redis=redis_server is not None,
-        redis_url=redis_server.url if redis_server is not None else "redis://127.0.0.1:1/0",
+        use_redis=True,
+        redis_url=redis_server.url,
         redis_prefix=f"live-{uuid.uuid4().hex[:8]}:v1",
         cache_ttl=0,
         **kw,
@@ -147,17 +147,30 @@ def test_when_polygon_keeps_failing_the_last_snapshot_is_marked_stale(
     assert not again.stale and "stale" not in again.result.snapshot
 
 
-def test_with_redis_away_the_loop_still_scores(held_back, fake_polygon, tmp_path) -> None:
+def test_with_redis_away_the_loop_goes_on_and_publishes_when_it_is_back(
+    held_back, fake_polygon, tmp_path
+) -> None:
+    from tests.pipeline.snapshots import RedisProcess
+
     polygon = fake_polygon
-    root, today, day = held_back.store.parent, held_back.today, held_back.day
-    settings = _settings(root, None)
-    loop = _loop(settings, held_back.store, polygon)
-    polygon.reset()
-    polygon.snapshot = snapshot_body(
-        _minute(today, 0.5), day.tz_localize(NEW_YORK) + pd.Timedelta(hours=12)
-    )
-    update = loop.once()
-    assert update.result is not None and not update.published  # scored, not published
+    server = RedisProcess(persist=tmp_path / "redis")
+    try:
+        settings = _settings(held_back.store.parent, server, redis_timeout=0.5)
+        loop = _loop(settings, held_back.store, polygon)
+        polygon.reset()
+        stamp = held_back.day.tz_localize(NEW_YORK) + pd.Timedelta(hours=12)
+        polygon.snapshot = snapshot_body(_minute(held_back.today, 0.5), stamp)
+        server.stop()
+        away = loop.once()
+        assert away.result is not None and not away.published  # scored, not published
+        server.start()
+        back = loop.once()
+        assert back.published
+        conn = redis_conn.connect(settings)
+        keys = redis_store.Keys(settings.redis_prefix)
+        assert conn.get(keys.live).decode() == back.result.snapshot["snapshot_id"]
+    finally:
+        server.stop()
 
 
 def test_technic_live_once_json_prints_the_live_snapshot(held_back, fake_polygon, tmp_path) -> None:

@@ -172,3 +172,19 @@ def test_each_step_equals_talibs_streaming_peek(demo_bars) -> None:
         for column, want in _talib_peeks(h, lw, c, v, bar).items():
             got = step.outputs[j, state.plan.columns.index(column)]
             assert got == want, (state.tickers[j], column, got, want)
+
+
+def test_peek_then_commit_equals_committing_directly(demo_bars) -> None:
+    history, (today,) = _split(demo_bars, 1)
+    direct = _state(history)
+    direct = live.commit(direct, live.update(direct, today, _spy(today)))
+    peeked = _state(history)
+    other = today.assign(close=today["close"] * 0.97, low=today["low"] * 0.97)
+    live.update(peeked, other, _spy(other))  # an earlier minute
+    peeked = live.commit(peeked, live.update(peeked, today, _spy(today)))
+    np.testing.assert_array_equal(peeked.bars, direct.bars)
+    np.testing.assert_array_equal(peeked.states, direct.states)
+    np.testing.assert_array_equal(peeked.recent, direct.recent)
+    for column, values in direct.tail.items():
+        np.testing.assert_array_equal(peeked.tail[column], values, err_msg=column)
+    pd.testing.assert_frame_equal(peeked.counts, direct.counts)
