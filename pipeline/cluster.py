@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import re
-import threading
 from collections.abc import Iterator
 
 import dask
@@ -215,54 +214,3 @@ def describe(client: Client | None, settings: Settings | None = None) -> str:
     workers = info.get("workers", {})
     threads = sum(w.get("nthreads", 0) for w in workers.values())
     return f"{len(workers)} workers, {threads} threads, dashboard {client.dashboard_link}"
-
-
-class SharedClient:
-    """The Dask client of a long-running process (the service): started on first use, so
-    the process starts fast and a scan-less deployment never starts a cluster; closed with
-    the process."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self._client: Client | None = None
-        self._started = False
-        self._lock = threading.Lock()
-
-    def __call__(self) -> Client | None:
-        with self._lock:
-            if not self._started:
-                self._client = start_client(self.settings)
-                self._started = True
-            return self._client
-
-    def info(self) -> dict[str, object]:
-        """Where scans run: the cluster setting, whether it has started, its workers and
-        dashboard link."""
-        out: dict[str, object] = {
-            "cluster": self.settings.effective_cluster,
-            "started": self._started,
-            "workers": [],
-            "dashboard": None,
-        }
-        client = self._client
-        if client is None:
-            return out
-        info = client.scheduler_info(n_workers=-1)
-        out["scheduler"] = info.get("address")
-        out["dashboard"] = client.dashboard_link
-        out["workers"] = [
-            {
-                "address": address,
-                "name": str(worker.get("name")),
-                "threads": worker.get("nthreads"),
-                "memory_limit": worker.get("memory_limit"),
-            }
-            for address, worker in sorted(info.get("workers", {}).items())
-        ]
-        return out
-
-    def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-            self._started = False
-        close(client)

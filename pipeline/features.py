@@ -20,13 +20,11 @@ from pipeline import cudf_frame, hygiene, signals
 from pipeline.indicators import REGISTRY
 from pipeline.schema import DATE, DATE_DTYPE, TICKER, TICKER_DTYPE
 from pipeline.segments import Benchmark, Tails
+from pipeline.sparklines import SPARKLINE, SPARKLINE_DTYPE
 
 RETURN_HORIZONS = (1, 5, 21, 63, 126, 252)
 SMA_PERIODS = (20, 50, 200)
 YEAR = 252
-SPARKLINE = 30
-# A fixed-size list column: serialises as one Arrow buffer, not thousands of Python objects.
-SPARKLINE_DTYPE = pd.ArrowDtype(pa.list_(pa.float64(), SPARKLINE))
 VOLUME_AVERAGE = 20
 
 # (registry name, params, column per output): every indicator the features read.
@@ -97,12 +95,6 @@ def empty() -> pd.DataFrame:
     """The zero-row output frame (Dask ``meta`` for :func:`latest_features`)."""
     index = pd.Index([], dtype=TICKER_DTYPE, name=TICKER)
     return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in COLUMNS.items()}, index=index)
-
-
-def sparkline_matrix(column: pd.Series) -> np.ndarray:
-    """A sparkline column as a ``(rows, SPARKLINE)`` float array (NaN where history is short)."""
-    values = pa.chunked_array(column.array._pa_array).combine_chunks()
-    return values.flatten().to_numpy(zero_copy_only=False).reshape(-1, SPARKLINE)
 
 
 def compute_indicators(

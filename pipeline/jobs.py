@@ -25,16 +25,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis
-from distributed import Client
 
 from pipeline import snapshots
 from pipeline.config import Settings
 from pipeline.errors import TechnicError
-from pipeline.scan import STAGES, ScanRequest, execute
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from pipeline.scan import ScanRequest
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,8 @@ def progress(stage: str, done: int, total: int, shares: dict[str, float]) -> flo
     """Fraction of the scan done: the finished stages' shares plus the current stage's part."""
     if stage not in shares:
         return 0.0
-    before = sum(shares[s] for s in STAGES[: STAGES.index(stage)])
+    stages = list(shares)  # in the scan's order (pipeline.scan.STAGES)
+    before = sum(shares[s] for s in stages[: stages.index(stage)])
     part = min(done / total, 1.0) if total else 0.0
     return (before + shares[stage] * part) / sum(shares.values())
 
@@ -252,6 +256,8 @@ class ScanJobs:
             client = self.client()
             if self.cancelled(job_id):
                 raise ScanCancelled("cancelled")
+            from pipeline.scan import execute  # the scan's kernels: loaded by the first job
+
             result = execute(
                 request, client=client, settings=self.settings, progress=_Tracker(self, state)
             )
@@ -259,7 +265,7 @@ class ScanJobs:
             self.write(state)
             published = snapshots.publish(result, settings=self.settings, conn=self.conn)
             if result.timings.get("total"):
-                self.shares = {s: max(result.timings.get(s, 0.0), 1e-3) for s in STAGES}
+                self.shares = {s: max(result.timings.get(s, 0.0), 1e-3) for s in self.shares}
             state.update(
                 status="succeeded",
                 snapshot_id=published.snapshot_id,

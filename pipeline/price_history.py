@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline import hygiene
 from pipeline.schema import DATE, empty_bars
 from pipeline.segments import run_starts, segment_bounds
 from pipeline.store import Generation, StoreFile, read_bytes, read_file
@@ -37,6 +36,8 @@ def trusted_bars(store: Generation, ticker: str, end: pd.Timestamp | str | None)
     """
     stop = None if end is None else pd.Timestamp(end)
     parts = [read_file(f, hit, None, stop) for f, hit in store.select([ticker])]
+    from pipeline import hygiene  # Numba kernels: loaded by the first chart, not at import
+
     return hygiene.trusted(pd.concat(parts))
 
 
@@ -81,6 +82,8 @@ class RecentBars:
             found = list(pool.map(window, generation.files))
         raw = pd.concat([bars for bars, _ in found]) if found else empty_bars()
         complete = set().union(*(whole for _, whole in found))
+        from pipeline import hygiene
+
         frame = hygiene.trusted(raw)
         bounds = segment_bounds(frame.index)
         spans = {

@@ -19,7 +19,6 @@ import pandas as pd
 
 from pipeline.config import TradeStyle
 from pipeline.cross_section import Dates, pct_values
-from pipeline.indicators import sma
 from pipeline.vocabulary import BEARISH_SIGNALS, LONG_SIGNALS, MERIT_BAND_FLOORS
 
 
@@ -558,6 +557,8 @@ def market_regime(close: np.ndarray) -> dict[str, object]:
     Transition. Volatility: annualised standard deviation of the last 20 daily log returns;
     Low < 12%, Normal < 20%, Elevated < 30%, High above.
     """
+    from pipeline.indicators import sma  # Numba: imported by the scans that need it only
+
     close = np.asarray(close, dtype="float64")
     if len(close) < 21:
         return {"trend": None, "volatility": None, "realized_vol_20d": None}

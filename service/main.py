@@ -19,9 +19,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from pipeline import redis_conn, snapshots
-from pipeline.cluster import SharedClient
 from pipeline.config import Settings, get_settings
 from pipeline.jobs import ScanJobs
+from pipeline.shared_client import SharedClient
 from service import errors, first_pass, metrics
 from service.auth import ReadKey
 from service.deps import history_key

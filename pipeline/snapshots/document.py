@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from pipeline import scoring
 from pipeline.config import TradeStyle
-from pipeline.features import sparkline_matrix
+from pipeline.sparklines import sparkline_matrix
 from pipeline.vocabulary import LONG_SIGNALS
 
 # App field → table column (None: the app field has no source yet and is null).

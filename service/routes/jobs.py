@@ -20,7 +20,6 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from pipeline.config import TradeStyle
 from pipeline.errors import StoreError, TechnicError
 from pipeline.jobs import TERMINAL, ScanJobs
-from pipeline.scan import prepare
 from pipeline.vocabulary import TRADE_STYLES
 from service.auth import OPTIONAL_KEY, ReadKey, WriteKey
 from service.deps import store_url
@@ -93,6 +92,8 @@ def start_scan(request: Request, body: ScanJobRequest | None = None) -> Response
     body = body or ScanJobRequest()
     settings = request.app.state.settings
     store = store_url(settings, request.app.state.snapshots.current)
+    from pipeline.scan import prepare  # the scan's kernels: loaded by the first job
+
     try:
         scan = prepare(store, as_of=body.as_of, trade_style=body.trade_style, settings=settings)
     except StoreError as exc:

@@ -12,6 +12,7 @@ from pipeline import features, hygiene
 from pipeline.live import state as live
 from pipeline.schema import DATE, TICKER
 from pipeline.segments import Benchmark
+from pipeline.sparklines import sparkline_matrix
 
 
 def _split(bars: pd.DataFrame, days: int) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
@@ -52,8 +53,8 @@ def _spy(day: pd.DataFrame) -> tuple:
 def _same(got: pd.DataFrame, want: pd.DataFrame) -> None:
     got = got.copy()
     want = want.copy()
-    got["sparkline"] = list(features.sparkline_matrix(got["sparkline"]))
-    want["sparkline"] = list(features.sparkline_matrix(want["sparkline"]))
+    got["sparkline"] = list(sparkline_matrix(got["sparkline"]))
+    want["sparkline"] = list(sparkline_matrix(want["sparkline"]))
     for column in features.COLUMNS:
         a, b = got[column], want[column]
         if column == "sparkline":
