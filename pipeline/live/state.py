@@ -172,8 +172,7 @@ class Step:
     states: np.ndarray
     outputs: np.ndarray  # tickers × outputs at the forming bar (rows that moved)
     bars: dict[str, np.ndarray]  # the forming bars, per state ticker (NaN where none)
-    drops: dict[str, np.ndarray]  # per state ticker: the forming bar's hygiene reason, if any
-    held: dict[str, int]
+    held: dict[str, int]  # tickers that kept their row, by why
 
 
 def _forming(state: LiveState, bars: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -258,7 +257,7 @@ def update(state: LiveState, bars: pd.DataFrame, benchmark_bar: tuple | None = N
         )  # fmt: skip
         outputs[short], states[short] = recent[:, 0], new
     latest = _rows(state, moved, outputs, code, benchmark_bar)
-    return Step(latest, moved, states, outputs, bar, {"code": code}, held)
+    return Step(latest, moved, states, outputs, bar, held)
 
 
 def _rows(
