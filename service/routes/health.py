@@ -80,6 +80,9 @@ def _status(
             "generated_at": doc.get("generated_at"),
             "age_seconds": None if age is None else round(age, 1),
             "symbols_scanned": doc.get("symbols_scanned"),
+            "live": bool(doc.get("live")),  # a live snapshot of the session (technic live)
+            "as_of_time": doc.get("as_of_time"),
+            "stale": bool(doc.get("stale")),
             # its presets re-ranked and its charts' bars in memory (done in the background)
             "warm": warmed == current.snapshot_id,
         }

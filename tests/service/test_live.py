@@ -66,6 +66,8 @@ def test_the_app_gets_the_live_snapshot_during_the_session(
         answer = _post(base)
         assert answer["log"].startswith("live, 15 min delayed, 10:32 ET")
         assert answer["results"] and answer["movers"]
+        health = httpx.get(f"{base}/health", timeout=30).json()["snapshot"]
+        assert health["live"] is True and health["as_of_time"].endswith("10:32:00-05:00")
         live_rows = {r["ticker"]: r for r in update.result.snapshot["results"]}
         ticker = answer["results"][0]["ticker"]
         detail = httpx.get(f"{base}/v1/symbol/{ticker}?days=30", timeout=30).json()
