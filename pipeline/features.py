@@ -182,13 +182,25 @@ def features_of(
         {**feats, "sparkline": _sparklines(tails, arrays["close"])},
         index=cleaned.tickers[cleaned.kept],
     )
-    counts = pd.DataFrame(
+    return with_counts(hygiene_counts(cleaned), frame, extra_columns)
+
+
+def hygiene_counts(cleaned: hygiene.Cleaned) -> pd.DataFrame:
+    """Per ticker read: rows in and rows dropped per reason (:data:`COUNTS`)."""
+    return pd.DataFrame(
         {
             "rows_in": cleaned.rows_in,
             **{f"dropped_{r}": cleaned.dropped[r] for r in hygiene.REASONS},
         },
         index=cleaned.tickers,
     )
+
+
+def with_counts(
+    counts: pd.DataFrame, frame: pd.DataFrame, extra_columns: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """The output frame: a row per ticker of ``counts`` (those without a clean bar keep
+    theirs, with NaN features and no signal), :data:`COLUMNS` then ``extra_columns``."""
     out = counts.join(frame, how="left")
     for col, dtype in COLUMNS.items():
         if dtype == "bool":

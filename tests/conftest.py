@@ -62,6 +62,23 @@ class HeldBack:
     day: pd.Timestamp
     universe: pd.DataFrame
 
+    def settings(self, redis_server, **kw) -> Settings:
+        """Settings for a test on this store: its own data dir and Redis prefix, the sync
+        scheduler, no caches, the snapshot pointer read on every request."""
+        import uuid
+
+        base = {
+            "data_dir": self.store.parent / f"data-{uuid.uuid4().hex[:6]}",
+            "store": self.store,
+            "cluster": "sync",
+            "use_redis": True,
+            "redis_url": redis_server.url,
+            "redis_prefix": f"test-{uuid.uuid4().hex[:8]}:v1",
+            "cache_ttl": 0,
+            "snapshot_poll_interval": 0.0,
+        }
+        return Settings(**(base | kw))
+
 
 @pytest.fixture(scope="session")
 def held_back(demo_universe, tmp_path_factory) -> HeldBack:

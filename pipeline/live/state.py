@@ -144,13 +144,7 @@ def build(
             out[:] = np.nan
         out[target] = values[source]
         tail[column] = out
-    counts = pd.DataFrame(
-        {
-            "rows_in": cleaned.rows_in,
-            **{f"dropped_{r}": cleaned.dropped[r] for r in hygiene.REASONS},
-        },
-        index=cleaned.tickers,
-    )
+    counts = features.hygiene_counts(cleaned)
     return LiveState(
         plan=plan,
         tickers=cleaned.tickers[cleaned.kept],
@@ -296,15 +290,10 @@ def _rows(
     for i, reason in enumerate(hygiene.REASONS, start=1):
         hit = where[code == i]
         counts.iloc[hit, counts.columns.get_loc(f"dropped_{reason}")] += 1
-    out = counts.join(frame, how="left")
-    for col, dtype in features.COLUMNS.items():
-        if dtype == "bool":
-            out[col] = out[col].fillna(False).astype(bool)
-        elif col == "bars":
-            out[col] = out[col].fillna(0).astype("int64")
+    out = features.with_counts(counts, frame)
     out.index = out.index.astype(TICKER_DTYPE)
     out.index.name = TICKER
-    return out[list(features.COLUMNS)]
+    return out
 
 
 def commit(state: LiveState, step: Step) -> LiveState:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-import uuid
 
 import httpx
 import orjson
@@ -30,15 +29,8 @@ WRITE = {"X-API-Key": "alerts-write-key"}
 
 @pytest.fixture
 def settings(held_back, redis_server) -> Settings:
-    return Settings(
-        data_dir=held_back.store.parent / f"data-{uuid.uuid4().hex[:6]}",
-        store=held_back.store,
-        cluster="sync",
-        use_redis=True,
-        redis_url=redis_server.url,
-        redis_prefix=f"alerts-{uuid.uuid4().hex[:8]}:v1",
-        cache_ttl=0,
-        snapshot_poll_interval=0.0,
+    return held_back.settings(
+        redis_server,
         api_key=WRITE["X-API-Key"],
         alert_attempts=3,
         alert_backoff=0.05,

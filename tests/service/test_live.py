@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import httpx
 import pandas as pd
@@ -23,19 +22,8 @@ from tests.service.server import running
 
 
 def _settings(held_back, redis_server, polygon, **kw) -> Settings:
-    return Settings(
-        data_dir=held_back.store.parent / f"data-{uuid.uuid4().hex[:6]}",
-        store=held_back.store,
-        cluster="sync",
-        use_redis=True,
-        redis_url=redis_server.url,
-        redis_prefix=f"live-app-{uuid.uuid4().hex[:8]}:v1",
-        cache_ttl=0,
-        snapshot_poll_interval=0.0,
-        polygon_api_key=KEY,
-        polygon_base_url=polygon.url,
-        polygon_rpm=0,
-        **kw,
+    return held_back.settings(
+        redis_server, polygon_api_key=KEY, polygon_base_url=polygon.url, polygon_rpm=0, **kw
     )
 
 

@@ -27,18 +27,6 @@ from tests.fake_polygon import KEY, FakePolygon, snapshot_body
 NEW_YORK = "America/New_York"
 
 
-def _settings(root: Path, redis_server, **kw) -> Settings:
-    return Settings(
-        data_dir=root / f"data-{uuid.uuid4().hex[:6]}",
-        cluster="sync",
-        use_redis=True,
-        redis_url=redis_server.url,
-        redis_prefix=f"live-{uuid.uuid4().hex[:8]}:v1",
-        cache_ttl=0,
-        **kw,
-    )
-
-
 def _loop(settings: Settings, store: Path, fake: FakePolygon) -> LiveLoop:
     def client() -> PolygonClient:
         return PolygonClient(KEY, base_url=fake.url, rpm=0, attempts=3, backoff=0.01,
@@ -83,7 +71,7 @@ def test_a_session_replayed_minute_by_minute(held_back, fake_polygon, redis_serv
         held_back.day,
         held_back.universe,
     )
-    settings = _settings(root, redis_server)
+    settings = held_back.settings(redis_server)
     daily = run_scan(held_back.store, settings=settings)
     assert snapshots.publish(daily, settings=settings).latest
     loop = _loop(settings, held_back.store, polygon)
@@ -122,8 +110,8 @@ def test_when_polygon_keeps_failing_the_last_snapshot_is_marked_stale(
     held_back, fake_polygon, redis_server
 ) -> None:
     polygon = fake_polygon
-    root, today, day = held_back.store.parent, held_back.today, held_back.day
-    settings = _settings(root, redis_server)
+    today, day = held_back.today, held_back.day
+    settings = held_back.settings(redis_server)
     loop = _loop(settings, held_back.store, polygon)
     polygon.reset()
     stamp = day.tz_localize(NEW_YORK) + pd.Timedelta(hours=11)
@@ -155,7 +143,7 @@ def test_with_redis_away_the_loop_goes_on_and_publishes_when_it_is_back(
     polygon = fake_polygon
     server = RedisProcess(persist=tmp_path / "redis")
     try:
-        settings = _settings(held_back.store.parent, server, redis_timeout=0.5)
+        settings = held_back.settings(server, redis_timeout=0.5)
         loop = _loop(settings, held_back.store, polygon)
         polygon.reset()
         stamp = held_back.day.tz_localize(NEW_YORK) + pd.Timedelta(hours=12)
@@ -204,8 +192,8 @@ def test_the_loop_updates_during_the_session_and_hands_back_after_it(
     held_back, fake_polygon, redis_server
 ) -> None:
     polygon = fake_polygon
-    root, today, day = held_back.store.parent, held_back.today, held_back.day
-    settings = _settings(root, redis_server, live_interval=0.01)
+    today, day = held_back.today, held_back.day
+    settings = held_back.settings(redis_server, live_interval=0.01)
     daily = run_scan(held_back.store, settings=settings)
     snapshots.publish(daily, settings=settings)
     loop = _loop(settings, held_back.store, polygon)
