@@ -117,3 +117,15 @@ def chart_rows(bars: pd.DataFrame) -> list[dict[str, Any]]:
         {"date": d, "Open": o, "High": h, "Low": lo, "Close": c, "Volume": v}
         for d, o, h, lo, c, v in zip(dates, *columns, volume, strict=True)
     ]
+
+
+def with_forming_bar(
+    rows: list[dict[str, Any]], day: str, bar: list[float] | None, days: int
+) -> list[dict[str, Any]]:
+    """Chart ``rows`` ending with today's forming bar ``[open, high, low, close, volume]`` of
+    a live snapshot dated ``day`` (when newer than the last row), still ``days`` rows at most."""
+    if bar is None or (rows and rows[-1]["date"] >= day):
+        return rows
+    o, h, lo, c, v = bar
+    today = {"date": day, "Open": o, "High": h, "Low": lo, "Close": c, "Volume": round(v)}
+    return [*rows, today][-days:]

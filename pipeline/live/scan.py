@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline import hygiene, scan, snapshots
@@ -91,6 +92,7 @@ class LiveScanner:
                     "moved": int(step.moved.sum()),
                     **step.held,
                 },
+                forming_bars=_forming_bars(state, step),
                 timings={},
             )
             document = snapshots.build(table, meta)
@@ -114,6 +116,15 @@ class LiveScanner:
         """Append a closed session's bars to the state (used where no nightly sync runs)."""
         assert self.state is not None
         self.state = live_state.commit(self.state, step)
+
+
+def _forming_bars(state: live_state.LiveState, step: live_state.Step) -> dict[str, list]:
+    """Today's bar so far per ticker that took one: [open, high, low, close, volume] (the
+    symbol detail's chart ends with it)."""
+    moved = step.moved
+    columns = [step.bars[c][moved] for c in ("open", "high", "low", "close", "volume")]
+    rows = np.column_stack(columns).tolist() if moved.any() else []
+    return dict(zip(state.tickers[moved].astype(str), rows, strict=True))
 
 
 def status_line(meta: dict[str, Any], local: pd.Timestamp) -> str:

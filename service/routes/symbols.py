@@ -13,7 +13,7 @@ import pandas as pd
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from pipeline.errors import StoreError
-from pipeline.price_history import RecentBars, chart_rows, trusted_bars
+from pipeline.price_history import RecentBars, chart_rows, trusted_bars, with_forming_bar
 from pipeline.snapshots.document import why_unscored
 from pipeline.store import Generation
 from service.auth import OPTIONAL_KEY
@@ -165,7 +165,12 @@ class _SymbolView:
             "status": status,
             "status_detail": None if status == "ok" else why_unscored(status, document),
             **_price(row, bars),
-            "history": chart_rows(shown),
+            "history": with_forming_bar(
+                chart_rows(shown),
+                document.get("as_of", ""),
+                (document.get("forming_bars") or {}).get(symbol),
+                days,
+            ),
             "fundamentals": _fundamentals(self.market_caps.get(symbol)),
             "events": None,
             **{field: None if row is None else row.get(name) for field, name in SCORES.items()},

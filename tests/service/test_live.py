@@ -60,6 +60,11 @@ def test_the_app_gets_the_live_snapshot_during_the_session(
         ticker = answer["results"][0]["ticker"]
         detail = httpx.get(f"{base}/v1/symbol/{ticker}?days=30", timeout=30).json()
         assert detail["last_price"] == pytest.approx(live_rows[ticker]["close"])
+        assert len(detail["history"]) == 30  # the chart ends with today's bar so far
+        bar = detail["history"][-1]
+        assert bar["date"] == f"{day:%Y-%m-%d}" and isinstance(bar["Volume"], int)
+        assert bar["Close"] == pytest.approx(moved.loc[ticker, "close"])
+        assert detail["history"][-2]["date"] < bar["date"]
         assert detail["last_price"] != pytest.approx(
             {r["ticker"]: r for r in daily.snapshot["results"]}.get(ticker, {}).get("close", 0)
         )
