@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from dataclasses import replace
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import pandas as pd
 
 from pipeline import hygiene, scan, snapshots
 from pipeline.config import Settings, get_settings
+from pipeline.errors import StoreError
 from pipeline.live import state as live_state
 from pipeline.sources.polygon import NEW_YORK, MarketSnapshot
 
@@ -37,9 +39,12 @@ class LiveScanner:
         self.request: scan.ScanRequest | None = None
         self.state: live_state.LiveState | None = None
 
-    def refresh(self) -> bool:
-        """(Re)build the state when the store has a new generation; whether it did."""
+    def refresh(self, session: date | None = None) -> bool:
+        """(Re)build the state when the store has a new generation; whether it did. With a
+        ``session``, first check that the store reaches the session before it."""
         request = scan.prepare(self.store, settings=self.settings)
+        if session is not None:
+            _check_behind(request.generation, session)
         current = request.generation.data_version
         if self.state is not None and self.state.info.get("data_version") == current:
             return False
@@ -63,9 +68,10 @@ class LiveScanner:
     ) -> tuple[scan.ScanResult, live_state.Step]:
         """The scan as of ``market``'s forming bars (the state is left as it was)."""
         if self.state is None or self.request is None:
-            self.refresh()
+            self.refresh(market.session)
         assert self.state is not None and self.request is not None
         settings, state = self.settings, self.state
+        _check_behind(self.request.generation, market.session)
         started = time.perf_counter()
         spy = settings.benchmark
         bench_bar = None
@@ -116,6 +122,23 @@ class LiveScanner:
         """Append a closed session's bars to the state (used where no nightly sync runs)."""
         assert self.state is not None
         self.state = live_state.commit(self.state, step)
+
+
+def _check_behind(generation, session) -> None:
+    """A forming bar extends the history by one session: the store must end at the session
+    before it, or the live rows would skip a day (the nightly sync did not run)."""
+    from pipeline import trading_calendar
+
+    last = generation.last_date
+    before = trading_calendar.sessions(session - timedelta(days=14), session)
+    previous = [d for d in before if d < session]
+    if last is None or not previous or last.date() < previous[-1]:
+        have = f"{last:%Y-%m-%d}" if last is not None else "no bars"
+        raise StoreError(
+            f"the store ends {have}, before {previous[-1] if previous else 'the session'} "
+            f"(the session before {session}): sync it first ('technic sync'), then live scans "
+            "go on"
+        )
 
 
 def _forming_bars(state: live_state.LiveState, step: live_state.Step) -> dict[str, list]:

@@ -224,3 +224,26 @@ def test_the_loop_updates_during_the_session_and_hands_back_after_it(
     assert seen[2] != daily_id  # the live snapshot after the session's update
     assert seen[3] == daily_id  # handed back after the close
     assert polygon.count("snapshot") == 1
+
+
+def test_a_store_behind_the_session_is_a_clear_error(held_back, fake_polygon, tmp_path) -> None:
+    from tests.conftest import run_cli
+
+    polygon = fake_polygon
+    polygon.reset()
+    later = held_back.day + pd.offsets.BDay(1)  # the store lacks the held-back session
+    polygon.snapshot = snapshot_body(
+        _minute(held_back.today, 0.5), later.tz_localize(NEW_YORK) + pd.Timedelta(hours=11)
+    )
+    env = {
+        "POLYGON_API_KEY": KEY,
+        "POLYGON_BASE_URL": polygon.url,
+        "TECHNIC_USE_REDIS": "0",
+        "TECHNIC_POLYGON_RPM": "0",
+    }
+    done = run_cli("live", "--once", "--store", str(held_back.store), data_dir=tmp_path, env=env)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the store ends") and "sync it first" in last, done.stderr
+    assert f"{held_back.day:%Y-%m-%d}" in last and "Traceback" not in done.stderr
+    assert "[LIVE] state" not in done.stderr  # checked before the state is built
