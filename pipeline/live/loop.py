@@ -7,7 +7,8 @@ forming bars (:class:`pipeline.live.scan.LiveScanner`) and publishes the result 
 retried with backoff: 429s, timeouts, truncated bodies), the last live snapshot is published
 again marked ``stale`` with its age, and the next interval tries again. Redis away: the loop
 goes on and publishes when it is back. Outside sessions (the exchange calendar, half days
-included) the loop idles; after the close it hands the app back to the daily snapshot.
+included) the loop idles; after the close the session's last live snapshot stays until the
+nightly scan publishes the daily one.
 """
 
 from __future__ import annotations
@@ -135,9 +136,9 @@ class LiveLoop:
                 was_open = True
             elif was_open:
                 was_open = False
-                snapshots.end_live(settings=self.settings)
+                snapshots.hold_live(settings=self.settings)
                 self.last = self.last_fresh = None  # the next session starts from the daily one
-                log.info("[LIVE] session over: the daily snapshot is served again")
+                log.info("[LIVE] session over: its last live snapshot stays until the daily one")
             stop.wait(max(self.settings.live_interval - (time.monotonic() - started), 0.0))
 
 

@@ -56,6 +56,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 LIVE_TTL = 900  # seconds a live snapshot outlives its last update (at least)
+LIVE_HOLD = 20 * 3600  # after the close: until the nightly scan's daily snapshot, at the latest
 _parsed: dict[tuple[str, str], dict[str, Any]] = {}  # (prefix, id) → parsed document
 
 
@@ -212,8 +213,9 @@ def _alerts(
         log.warning("[ALERTS] changes of %s not recorded (%s)", current["snapshot_id"], exc)
 
 
-def end_live(*, settings: Settings | None = None, conn: redis.Redis | None = None) -> None:
-    """Serve the daily snapshot again (the session is over); quiet when Redis is away."""
+def hold_live(*, settings: Settings | None = None, conn: redis.Redis | None = None) -> None:
+    """After the close: keep serving the session's last live snapshot until the nightly scan
+    publishes the daily one (:data:`LIVE_HOLD` at most); quiet when Redis is away."""
     settings = settings or get_settings()
     conn = conn or redis_conn.connect(settings)
     if conn is None:
@@ -221,9 +223,9 @@ def end_live(*, settings: Settings | None = None, conn: redis.Redis | None = Non
     import redis
 
     try:
-        redis_store.end_live(conn, redis_store.Keys(settings.redis_prefix))
+        redis_store.hold_live(conn, redis_store.Keys(settings.redis_prefix), LIVE_HOLD)
     except redis.RedisError as exc:
-        log.warning("[LIVE] Redis failed (%s): the live pointer expires by itself", exc)
+        log.warning("[LIVE] Redis failed (%s): the live snapshot expires as it was", exc)
 
 
 def latest_id(*, settings: Settings | None = None, conn: redis.Redis | None = None) -> str | None:

@@ -15,7 +15,8 @@ Keys, under the configurable prefix ``P`` (default ``technic:v1``)::
 
 A live snapshot (:func:`publish_live`) has the daily one's keys, with an expiry, and joins no
 history: readers of the latest (:func:`latest_bytes`) get it while ``P:live_base`` is still
-``P:latest``, so the next daily snapshot takes over the moment it is published.
+``P:latest``, so the next daily snapshot takes over the moment it is published. After the
+close the session's last live snapshot is kept (:func:`hold_live`) until then.
 
 A snapshot is written in one MULTI/EXEC transaction that also moves ``P:latest`` and drops
 snapshots older than the retention (or beyond the count limit), so a reader sees the old
@@ -239,9 +240,19 @@ def publish_live(
         tx.execute()
 
 
-def end_live(conn: redis.Redis, keys: Keys) -> None:
-    """The session is over: readers get the daily snapshot again."""
-    conn.delete(keys.live, keys.live_base)
+def hold_live(conn: redis.Redis, keys: Keys, ttl: int) -> str | None:
+    """Keep the live snapshot (its keys and the pointers) for ``ttl`` more seconds: after the
+    close, the session's last one is served until the nightly scan publishes the next daily
+    snapshot (which it no longer extends). Returns its id (None when there is none)."""
+    sid = conn.get(keys.live)
+    if sid is None:
+        return None
+    parts = keys.of(sid.decode())
+    with conn.pipeline(transaction=True) as tx:
+        for key in (parts["json"], parts["arrow"], parts["meta"], keys.live, keys.live_base):
+            tx.expire(key, ttl)
+        tx.execute()
+    return sid.decode()
 
 
 def get_bytes(conn: redis.Redis, keys: Keys, snapshot_id: str) -> bytes | None:

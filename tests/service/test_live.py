@@ -1,6 +1,6 @@
 """The app during the session: the live snapshot (published by the live loop, which
-extends the daily one) answers POST /v1/scan and the symbol detail; after the session the
-daily snapshot does again. TECHNIC_LIVE=1 runs the loop inside the service."""
+extends the daily one) answers POST /v1/scan and the symbol detail; the next daily snapshot
+takes over when it is published. TECHNIC_LIVE=1 runs the loop inside the service."""
 
 from __future__ import annotations
 
@@ -68,8 +68,9 @@ def test_the_app_gets_the_live_snapshot_during_the_session(
         assert detail["last_price"] != pytest.approx(
             {r["ticker"]: r for r in daily.snapshot["results"]}.get(ticker, {}).get("close", 0)
         )
-        snapshots.end_live(settings=settings)
-        assert _post(base)["log"] == before["log"]  # the daily snapshot again
+        nightly = run_scan(held_back.store, settings=settings)  # the next daily snapshot
+        assert snapshots.publish(nightly, settings=settings).latest
+        assert _post(base)["log"].startswith(nightly.snapshot["log"])  # it takes over
 
 
 def test_technic_live_runs_the_loop_inside_the_service(

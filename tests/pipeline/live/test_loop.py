@@ -1,8 +1,8 @@
 """The live loop against a local server speaking Polygon's snapshot format, replaying a
 session minute by minute (429s, a truncated body, a halted ticker, a ticker with no trade
 yet, a crossed bar): each live snapshot's rows equal ``technic scan`` of a store with those
-day bars appended; it is served as the latest while it extends the daily snapshot, and the
-daily one is served again when the session ends."""
+day bars appended; it is served as the latest while it extends the daily snapshot, the
+session's last one stays after the close, and the next daily snapshot takes over."""
 
 from __future__ import annotations
 
@@ -102,8 +102,8 @@ def test_a_session_replayed_minute_by_minute(held_back, fake_polygon, redis_serv
         sid, _ = redis_store.latest_bytes(conn, keys)
         assert sid == document["snapshot_id"]  # the app gets the live snapshot
     assert conn.zscore(keys.history, sid) is None  # live snapshots join no history
-    snapshots.end_live(settings=settings)
-    assert redis_store.latest_bytes(conn, keys)[0] == daily.snapshot["snapshot_id"]
+    assert snapshots.publish(full, settings=settings).latest  # the nightly scan of that day
+    assert redis_store.latest_bytes(conn, keys)[0] == full.snapshot["snapshot_id"]
 
 
 def test_when_polygon_keeps_failing_the_last_snapshot_is_marked_stale(
@@ -188,7 +188,7 @@ def test_technic_live_once_json_prints_the_live_snapshot(held_back, fake_polygon
     assert wrong.returncode != 0 and "--json needs --once" in wrong.stderr
 
 
-def test_the_loop_updates_during_the_session_and_hands_back_after_it(
+def test_the_loop_updates_in_the_session_and_its_last_snapshot_stays_till_the_daily(
     held_back, fake_polygon, redis_server
 ) -> None:
     polygon = fake_polygon
@@ -203,7 +203,7 @@ def test_the_loop_updates_during_the_session_and_hands_back_after_it(
     times = iter([
         local + pd.Timedelta(hours=8),  # before the open: idle
         local + pd.Timedelta(hours=11),  # in the session: an update
-        local + pd.Timedelta(hours=16, minutes=30),  # after the close (+15 min): hand back
+        local + pd.Timedelta(hours=16, minutes=30),  # after the close (+15 min): hold
     ])  # fmt: skip
     stop = threading.Event()
     seen: list[str | None] = []
@@ -222,8 +222,12 @@ def test_the_loop_updates_during_the_session_and_hands_back_after_it(
     daily_id = daily.snapshot["snapshot_id"]
     assert seen[0] == seen[1] == daily_id  # idle before the open
     assert seen[2] != daily_id  # the live snapshot after the session's update
-    assert seen[3] == daily_id  # handed back after the close
+    assert seen[3] == seen[2]  # after the close the session's last one stays...
+    assert conn.ttl(keys.live) > 3600  # ...beyond the usual expiry
     assert polygon.count("snapshot") == 1
+    nightly = run_scan(held_back.store, settings=settings)
+    assert snapshots.publish(nightly, settings=settings).latest
+    assert redis_store.latest_bytes(conn, keys)[0] == nightly.snapshot["snapshot_id"]
 
 
 def test_a_store_behind_the_session_is_a_clear_error(held_back, fake_polygon, tmp_path) -> None:
