@@ -8,6 +8,7 @@ scan jobs and the Dask client (started on the first scan job). Run it with
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,7 @@ from service.response_cache import ResponseCache
 from service.routes import alerts, cluster, copilot, health, jobs, scan, scans, symbols
 from service.snapshot_cache import Current, SnapshotCache
 
+log = logging.getLogger(__name__)
 DESCRIPTION = """Technic serves the latest finished stock scan in milliseconds and starts new
 scans on its Dask cluster. The app's endpoints follow its contract; writes need `X-API-Key`."""
 
@@ -60,12 +62,18 @@ def _prepare(app: FastAPI, settings: Settings, snapshot: Current) -> None:
     threading.Thread(target=warm_up, name="warm-snapshot", daemon=True).start()
 
 
-def _start_live(settings: Settings) -> threading.Event:
-    """The live loop (``technic live``) in a background thread; set the event to stop it."""
+def _start_live(settings: Settings) -> threading.Event | None:
+    """The live loop (``technic live``) in a background thread; set the event to stop it.
+    A setting it cannot run with (no Polygon key) is logged once and the service goes on."""
+    from pipeline.errors import ConfigError
     from pipeline.live.loop import LiveLoop
 
+    try:
+        loop = LiveLoop(settings)
+    except ConfigError as exc:
+        log.error("[LIVE] TECHNIC_LIVE is on, but live scans cannot start: %s", exc)
+        return None
     stop = threading.Event()
-    loop = LiveLoop(settings)
     threading.Thread(target=loop.run, args=(stop,), name="live-loop", daemon=True).start()
     return stop
 

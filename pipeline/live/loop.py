@@ -59,6 +59,8 @@ class LiveLoop:
     ):
         self.settings = settings
         self.scanner = LiveScanner(store, settings)
+        if client is None:
+            PolygonClient.from_settings(settings)  # no key: a one-line ConfigError now
         self.client = client or (lambda: PolygonClient.from_settings(settings))
         self.publish = publish
         self.last: ScanResult | None = None

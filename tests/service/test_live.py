@@ -22,9 +22,8 @@ from tests.service.server import running
 
 
 def _settings(held_back, redis_server, polygon, **kw) -> Settings:
-    return held_back.settings(
-        redis_server, polygon_api_key=KEY, polygon_base_url=polygon.url, polygon_rpm=0, **kw
-    )
+    polygon_settings = {"polygon_api_key": KEY, "polygon_base_url": polygon.url, "polygon_rpm": 0}
+    return held_back.settings(redis_server, **(polygon_settings | kw))
 
 
 def _post(base: str) -> dict:
@@ -86,3 +85,13 @@ def test_technic_live_runs_the_loop_inside_the_service(
     while "live-loop" in {t.name for t in threading.enumerate()}:
         assert time.monotonic() < deadline, "the live loop did not stop with the service"
         time.sleep(0.02)
+
+
+def test_technic_live_without_a_polygon_key_leaves_the_service_up(
+    held_back, fake_polygon, redis_server, caplog
+) -> None:
+    settings = _settings(held_back, redis_server, fake_polygon, live=True, polygon_api_key=None)
+    with running(settings) as base:
+        assert httpx.get(f"{base}/health", timeout=30).status_code == 200
+        assert "live-loop" not in {t.name for t in threading.enumerate()}
+    assert "live scans cannot start: POLYGON_API_KEY is not set" in caplog.text

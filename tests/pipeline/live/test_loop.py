@@ -251,3 +251,14 @@ def test_a_store_behind_the_session_is_a_clear_error(held_back, fake_polygon, tm
     assert last.startswith("error: the store ends") and "sync it first" in last, done.stderr
     assert f"{held_back.day:%Y-%m-%d}" in last and "Traceback" not in done.stderr
     assert "[LIVE] state" not in done.stderr  # checked before the state is built
+
+
+def test_without_a_polygon_key_live_scans_say_so_in_one_line(held_back, tmp_path) -> None:
+    from tests.conftest import run_cli
+
+    env = {"POLYGON_API_KEY": "", "TECHNIC_USE_REDIS": "0"}
+    done = run_cli("live", "--once", "--store", str(held_back.store), data_dir=tmp_path, env=env)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        "error: POLYGON_API_KEY is not set: get a key at polygon.io and export it"
+    ], done.stderr
