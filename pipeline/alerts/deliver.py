@@ -102,9 +102,12 @@ class Dispatcher:
             timeout=self.timeout, transport=self.transport, limits=limits
         ) as http:
             since: str | None = "0"  # first the entries read before a restart, never acked
+            grouped = False
             while not stop.is_set():
                 try:
-                    await asyncio.to_thread(self._ensure_group)
+                    if not grouped:  # once, and again after Redis lost the stream
+                        await asyncio.to_thread(self._ensure_group)
+                        grouped = True
                     found = await asyncio.to_thread(
                         self.conn.xreadgroup,
                         GROUP,
@@ -115,6 +118,7 @@ class Dispatcher:
                     )
                 except redis.RedisError as exc:
                     log.warning("[ALERTS] Redis unavailable (%s): retrying", type(exc).__name__)
+                    grouped = False
                     await asyncio.sleep(1.0)
                     continue
                 entries = found[0][1] if found else []

@@ -78,7 +78,6 @@ class LiveLoop:
         except ProviderError as exc:
             return self._stale(str(exc), time.perf_counter() - tic)
         fetched = time.perf_counter()
-        self.scanner.refresh(market.session)
         base = snapshots.latest_id(settings=self.settings) if self.publish else None
         result, _ = self.scanner.rescore(market, base_snapshot=base)
         scored = time.perf_counter()

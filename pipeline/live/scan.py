@@ -67,11 +67,9 @@ class LiveScanner:
         self, market: MarketSnapshot, base_snapshot: str | None = None
     ) -> tuple[scan.ScanResult, live_state.Step]:
         """The scan as of ``market``'s forming bars (the state is left as it was)."""
-        if self.state is None or self.request is None:
-            self.refresh(market.session)
+        self.refresh(market.session)  # a new generation after a sync; the store's reach
         assert self.state is not None and self.request is not None
         settings, state = self.settings, self.state
-        _check_behind(self.request.generation, market.session)
         started = time.perf_counter()
         spy = settings.benchmark
         bench_bar = None

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import features, hygiene
-from pipeline.kernels.cleaning import far_off
+from pipeline.kernels import cleaning
 from pipeline.live import kernels
 from pipeline.schema import DATE, TICKER, TICKER_DTYPE
 from pipeline.segments import Benchmark, Tails
@@ -179,32 +179,31 @@ def _forming(state: LiveState, bars: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def _hygiene(state: LiveState, bar: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
     """The forming bars' first hygiene reason (:data:`pipeline.hygiene.REASONS` index + 1, 0:
-    clean, -1: none today or not after the last bar, -2: it would reclassify yesterday's)."""
-    o, h, lw, c, v = (bar[k] for k in (*PRICES, "volume"))
+    clean, -1: none today or not after the last bar, -2: it would reclassify yesterday's).
+
+    The scan's own rule kernel judges each ticker's last two kept bars and the forming bar as
+    one segment: the forming bar by its own prices (a segment's last bar), yesterday's by its
+    neighbours, which now include the forming bar."""
     last = state.committed_last()
+    kept = np.minimum(state.bars, 2)  # committed bars in each small segment
+    grid = {}
+    for column in BAR:
+        values = state.tail[column]
+        rows = np.stack([values[np.maximum(last - 1, 0)], values[last], bar[column]], axis=1)
+        grid[column] = rows
+    used = np.arange(3)[None, :] >= (2 - kept)[:, None]  # right-aligned: no padding rows
+    flat = {column: rows[used] for column, rows in grid.items()}
+    ends = np.cumsum(kept + 1)
+    bounds = np.concatenate([[0], ends])
+    codes, _ = cleaning.reasons(
+        flat[DATE].view(np.int64), *(flat[c] for c in (*PRICES, "volume")), bounds
+    )
+    code = codes[ends - 1].astype(np.int64)
+    yesterday = np.where(kept == 2, codes[ends - 2], 0)
     after = bar[DATE] > state.tail[DATE][last]
-    code = np.zeros(len(o), dtype=np.int64)
-    finite = np.isfinite(o) & np.isfinite(h) & np.isfinite(lw) & np.isfinite(c)
-    positive = (o > 0) & (h > 0) & (lw > 0) & (c > 0)
-    with np.errstate(invalid="ignore"):
-        own = far_off(o, c) | far_off(h, c) | far_off(lw, c)
-        rules = [
-            ~finite,
-            ~positive,
-            ~(h >= lw),
-            own,
-            ~(np.isfinite(v) & (v >= 0)),
-        ]
-    for reason, hit in zip(("non_finite_price", "non_positive_price", "high_below_low",
-                            "price_spike", "bad_volume"), rules, strict=True):  # fmt: skip
-        code = np.where((code == 0) & hit, hygiene.REASONS.index(reason) + 1, code)
     code = np.where(np.isnat(bar[DATE]) | ~after, -1, code)
-    close = state.tail["close"]
-    before = np.where(state.bars >= 2, close[np.maximum(last - 1, 0)], np.nan)
-    with np.errstate(invalid="ignore"):
-        yesterday = close[last]
-        reclass = (state.bars >= 2) & far_off(yesterday, before) & far_off(yesterday, c)
-    code = np.where((code == 0) & reclass, -2, code)
+    spike = hygiene.REASONS.index("price_spike") + 1
+    code = np.where((code == 0) & (yesterday == spike), -2, code)
     held = {
         "no_bar": int((code == -1).sum()),
         "reclassifies": int((code == -2).sum()),

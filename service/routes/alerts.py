@@ -3,7 +3,6 @@ the dead letters. See :mod:`pipeline.alerts` for the rules and the delivery guar
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -151,4 +150,3 @@ async def _events(request: Request, last: str) -> AsyncIterator[ServerSentEvent]
         for entry_id, fields in found[0][1] if found else []:
             last = entry_id.decode()
             yield ServerSentEvent(fields[b"data"].decode(), event="alerts", id=last)
-        await asyncio.sleep(0)

@@ -189,3 +189,18 @@ def test_peek_then_commit_equals_committing_directly(demo_bars) -> None:
     for column, values in direct.tail.items():
         np.testing.assert_array_equal(peeked.tail[column], values, err_msg=column)
     pd.testing.assert_frame_equal(peeked.counts, direct.counts)
+
+
+def test_a_bar_that_would_make_yesterdays_a_bad_print_leaves_the_ticker_as_it_was(
+    demo_bars,
+) -> None:
+    history, (today,) = _split(demo_bars, 1)
+    ticker = next(t for t in today.index if t != "SPY")
+    last = history.index[(history[TICKER] == ticker).to_numpy()][-1]
+    history = history.copy()
+    history.loc[last, ["open", "high", "low", "close"]] *= 200  # kept: its own prices agree
+    state = _state(history)
+    step = live.update(state, today, _spy(today))
+    assert step.held["reclassifies"] == 1  # with today's bar beside it, it is a spike
+    yesterday = _latest(history.set_index(TICKER))
+    _same(step.latest.loc[[ticker]], yesterday.loc[[ticker]])
